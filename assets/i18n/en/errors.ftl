@@ -1,0 +1,34 @@
+# What went wrong, and what to do.
+err-phone-empty = Enter a phone number.
+err-phone-characters = “{ $input }” has characters that do not belong in a phone number.
+err-phone-length = “{ $input }” has { $digits } digits; a phone number has 10 to 15 with its country code.
+err-name-required = Enter a last or first name.
+err-date-format = “{ $input }” is not a date; write it as 2024-03-01 or 01.03.2024.
+err-date-future = “{ $input }” is in the future.
+err-datetime-format = “{ $input }” is not a date and time; write it as 2024-03-01 14:30 or 01.03.2024 14:30.
+err-inquiry-who = Choose a person or enter the caller's number.
+err-reason-required = Choose the reason of the inquiry.
+err-result-required = A closed inquiry needs a result.
+err-title-required = Enter a title.
+err-task-type-required = Choose the task type.
+err-stage-required = Choose the deal type and stage.
+err-amount-format = “{ $input }” is not an amount; write it as 1500 or 1500.50.
+err-person-required = Choose the patient.
+err-doctor-required = Choose the doctor.
+err-duration = “{ $input }” is not a duration; enter minutes from 5 to 600.
+err-cancel-reason = A cancelled visit needs the reason.
+
+err-replica-not-database = { $path } is not a ClinicDesk database (not an SQLite file at all). It was left untouched: move it away, or start with another profile (--profile).
+err-replica-foreign = { $path } is a database of another program, not a ClinicDesk replica. It was left untouched: start with another profile (--profile).
+err-replica-future = { $path } was written by a newer ClinicDesk (schema { $found }; this one knows up to { $supported }). It was left untouched: update ClinicDesk to open it.
+err-replica-corrupt = { $path } is damaged ({ $detail }). It was left untouched: restore it from a backup, or move it away and let ClinicDesk download a fresh copy from the clinic server.
+err-profile-readonly = ClinicDesk cannot write to { $path } ({ $detail }). Fix the permissions of the profile directory or start with another one (--profile).
+err-profile-nohome = There is no home directory for the profile. Start with --profile DIR.
+err-settings-invalid = The settings file { $path } has an error: { $detail }. Fix or delete the file; until then the default settings are used and the file is left as it is.
+err-settings-io = Cannot read or write the settings file { $path }: { $detail }.
+err-not-found = { $what } was not found; it may have been deleted on another workstation.
+err-record-gone = This record no longer exists; it may have been deleted on another workstation.
+err-database = The local database reported an error: { $detail }
+err-unknown-user = There is no user with the login “{ $login }” in this clinic. Check “My login” in Settings.
+err-no-keyring = No keyring is available to keep the password (no Secret Service answered). Start or unlock the desktop keyring (e.g. gnome-keyring) and save again.
+err-keyring = The keyring refused to keep the password: { $detail }

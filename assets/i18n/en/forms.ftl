@@ -1,0 +1,37 @@
+# The editors.
+form-new-person = New person
+form-edit-person = Person
+form-new-inquiry = New inquiry
+form-edit-inquiry = Inquiry
+form-new-task = New task
+form-edit-task = Task
+form-new-deal = New deal
+form-edit-deal = Deal
+form-new-visit = Book a visit
+form-edit-visit = Visit
+
+field-person = Person
+field-last-name = Last name
+field-first-name = First name
+field-middle-name = Middle name
+field-birth-date = Date of birth
+field-phone = Phone
+field-note = Note
+field-reason = Reason
+field-channel = Channel
+field-source = Source
+field-status = Status
+field-result = Result
+field-title = Title
+field-task-type = Task type
+field-deadline = Deadline
+field-responsible = Responsible
+field-description = Description
+field-deal-type = Deal type
+field-stage = Stage
+field-amount = Amount
+field-doctor = Doctor
+field-service = Service
+field-starts = Starts
+field-duration = Duration, min
+field-cancel-reason = Reason for cancelling

@@ -1,0 +1,23 @@
+# Settings of this workstation.
+settings-workstation = This workstation
+setting-telephony = Enable IP telephony on this workstation
+setting-history-during-call = Show inquiry history during a call
+setting-deadline-notifications = Show task deadline notifications
+setting-call-center-mode = Enable CRM call-center mode
+setting-language = Language
+setting-language-system = As the system
+setting-country = Country of phone numbers
+setting-user-login = My login
+settings-audio = Audio
+setting-input-device = Microphone
+setting-output-device = Speaker / headset
+setting-device-default = System default
+settings-sip = SIP account
+setting-sip-server = Server (registrar)
+setting-sip-user = User (extension)
+setting-sip-auth-user = Authentication user
+setting-sip-display-name = Display name
+setting-sip-transport = Transport
+setting-sip-password = Password
+setting-sip-password-hint = The password is kept in the system keyring, never in the settings file.
+settings-not-saved = The settings file has an error (see the message); changes apply now but are not saved until it is fixed.

@@ -1,0 +1,37 @@
+# Формы.
+form-new-person = Новый пациент
+form-edit-person = Пациент
+form-new-inquiry = Новое обращение
+form-edit-inquiry = Обращение
+form-new-task = Новая задача
+form-edit-task = Задача
+form-new-deal = Новая сделка
+form-edit-deal = Сделка
+form-new-visit = Запись на визит
+form-edit-visit = Визит
+
+field-person = Пациент
+field-last-name = Фамилия
+field-first-name = Имя
+field-middle-name = Отчество
+field-birth-date = Дата рождения
+field-phone = Телефон
+field-note = Комментарий
+field-reason = Причина обращения
+field-channel = Рекламный канал
+field-source = Источник
+field-status = Статус
+field-result = Результат
+field-title = Название
+field-task-type = Тип задачи
+field-deadline = Срок
+field-responsible = Ответственный
+field-description = Описание
+field-deal-type = Тип сделки
+field-stage = Этап
+field-amount = Сумма
+field-doctor = Врач
+field-service = Услуга
+field-starts = Начало
+field-duration = Длительность, мин
+field-cancel-reason = Причина отмены

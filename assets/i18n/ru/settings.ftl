@@ -1,0 +1,23 @@
+# Настройки рабочего места.
+settings-workstation = Это рабочее место
+setting-telephony = Включить IP-телефонию на этом рабочем месте
+setting-history-during-call = Показывать историю обращений во время звонка
+setting-deadline-notifications = Показывать уведомления о сроках задач
+setting-call-center-mode = Включить режим колл-центра CRM
+setting-language = Язык
+setting-language-system = Как в системе
+setting-country = Страна телефонных номеров
+setting-user-login = Мой логин
+settings-audio = Звук
+setting-input-device = Микрофон
+setting-output-device = Динамик / гарнитура
+setting-device-default = По умолчанию в системе
+settings-sip = SIP-аккаунт
+setting-sip-server = Сервер (регистратор)
+setting-sip-user = Пользователь (внутренний номер)
+setting-sip-auth-user = Пользователь для авторизации
+setting-sip-display-name = Отображаемое имя
+setting-sip-transport = Транспорт
+setting-sip-password = Пароль
+setting-sip-password-hint = Пароль хранится в системной связке ключей, а не в файле настроек.
+settings-not-saved = В файле настроек ошибка (см. сообщение): изменения действуют сразу, но не сохраняются, пока она не исправлена.

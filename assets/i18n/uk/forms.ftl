@@ -1,0 +1,37 @@
+# Форми.
+form-new-person = Новий пацієнт
+form-edit-person = Пацієнт
+form-new-inquiry = Нове звернення
+form-edit-inquiry = Звернення
+form-new-task = Нове завдання
+form-edit-task = Завдання
+form-new-deal = Нова угода
+form-edit-deal = Угода
+form-new-visit = Запис на візит
+form-edit-visit = Візит
+
+field-person = Пацієнт
+field-last-name = Прізвище
+field-first-name = Ім'я
+field-middle-name = По батькові
+field-birth-date = Дата народження
+field-phone = Телефон
+field-note = Коментар
+field-reason = Причина звернення
+field-channel = Рекламний канал
+field-source = Джерело
+field-status = Статус
+field-result = Результат
+field-title = Назва
+field-task-type = Тип завдання
+field-deadline = Термін
+field-responsible = Відповідальний
+field-description = Опис
+field-deal-type = Тип угоди
+field-stage = Етап
+field-amount = Сума
+field-doctor = Лікар
+field-service = Послуга
+field-starts = Початок
+field-duration = Тривалість, хв
+field-cancel-reason = Причина скасування

@@ -1,0 +1,23 @@
+# Налаштування робочого місця.
+settings-workstation = Це робоче місце
+setting-telephony = Увімкнути IP-телефонію на цьому робочому місці
+setting-history-during-call = Показувати історію звернень під час дзвінка
+setting-deadline-notifications = Показувати сповіщення про терміни завдань
+setting-call-center-mode = Увімкнути режим кол-центру CRM
+setting-language = Мова
+setting-language-system = Як у системі
+setting-country = Країна телефонних номерів
+setting-user-login = Мій логін
+settings-audio = Звук
+setting-input-device = Мікрофон
+setting-output-device = Динамік / гарнітура
+setting-device-default = Типовий у системі
+settings-sip = SIP-обліковий запис
+setting-sip-server = Сервер (реєстратор)
+setting-sip-user = Користувач (внутрішній номер)
+setting-sip-auth-user = Користувач для автентифікації
+setting-sip-display-name = Ім'я для показу
+setting-sip-transport = Транспорт
+setting-sip-password = Пароль
+setting-sip-password-hint = Пароль зберігається в системній в'язці ключів, а не у файлі налаштувань.
+settings-not-saved = У файлі налаштувань помилка (див. повідомлення): зміни діють одразу, але не зберігаються, доки її не виправлено.

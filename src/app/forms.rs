@@ -1,0 +1,323 @@
+//! The editors of people, inquiries, tasks, deals and visits: modal forms
+//! that validate on save and say, next to the field, what is wrong.
+
+use egui::{Key, KeyboardShortcut, Modifiers};
+
+use super::message::Message;
+use super::services::{Command, LoadedForm, RecordKind};
+use super::widgets::{choice_ui, enum_ui, error_text_ui, field_ui};
+use super::{Env, Screen};
+use crate::crm::*;
+use crate::store::queries::CurrentUser;
+
+const SHORTCUT_SAVE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
+const SHORTCUT_SAVE_ENTER: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
+
+/// The form being edited.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Form {
+    Person(PersonForm),
+    Inquiry(InquiryForm),
+    Task(TaskForm),
+    Deal(DealForm),
+    Visit(VisitForm),
+}
+
+/// An open editor: the form, and what went wrong on the last save.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Editor {
+    pub form: Form,
+    /// Who the record is about, shown read-only.
+    pub person_label: Option<String>,
+    field_errors: Vec<FieldError>,
+    error: Option<Message>,
+    saving: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Open,
+    Close,
+}
+
+pub fn saved_key(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Person => "status-person-saved",
+        RecordKind::Inquiry => "status-inquiry-saved",
+        RecordKind::Task => "status-task-saved",
+        RecordKind::Deal => "status-deal-saved",
+        RecordKind::Visit => "status-visit-saved",
+    }
+}
+
+/// "Now + hours", rounded to the minute, as the deadline field shows it.
+fn local_in(hours: i64) -> String {
+    format_local_datetime(now_millis() + hours * 3_600_000)
+}
+
+impl Editor {
+    fn with(form: Form) -> Editor {
+        Editor { form, person_label: None, field_errors: Vec::new(), error: None, saving: false }
+    }
+
+    pub fn from_loaded(form: LoadedForm) -> Editor {
+        Editor::with(match form {
+            LoadedForm::Person(f) => Form::Person(f),
+            LoadedForm::Inquiry(f) => Form::Inquiry(f),
+            LoadedForm::Task(f) => Form::Task(f),
+            LoadedForm::Deal(f) => Form::Deal(f),
+            LoadedForm::Visit(f) => Form::Visit(f),
+        })
+    }
+
+    pub fn new_person(phone: Option<String>) -> Editor {
+        Editor::with(Form::Person(PersonForm { phones: vec![phone.unwrap_or_default()], ..Default::default() }))
+    }
+
+    pub fn new_inquiry(person_id: Option<&str>) -> Editor {
+        Editor::with(Form::Inquiry(InquiryForm {
+            person_id: person_id.map(str::to_owned),
+            source: Some(InquirySource::Call),
+            ..Default::default()
+        }))
+    }
+
+    pub fn new_task(person_id: Option<&str>, user: Option<&CurrentUser>) -> Editor {
+        Editor::with(Form::Task(TaskForm {
+            person_id: person_id.map(str::to_owned),
+            responsible_id: user.map(|u| u.id.clone()),
+            deadline: local_in(1),
+            ..Default::default()
+        }))
+    }
+
+    pub fn new_deal(person_id: Option<&str>, deal_type_id: Option<&str>) -> Editor {
+        Editor::with(Form::Deal(DealForm {
+            person_id: person_id.map(str::to_owned),
+            deal_type_id: deal_type_id.map(str::to_owned),
+            ..Default::default()
+        }))
+    }
+
+    pub fn new_visit(person_id: &str) -> Editor {
+        Editor::with(Form::Visit(VisitForm {
+            person_id: Some(person_id.to_owned()),
+            starts: local_in(24),
+            duration_min: "30".into(),
+            ..Default::default()
+        }))
+    }
+
+    pub fn labelled(mut self, person_label: Option<String>) -> Editor {
+        self.person_label = person_label;
+        self
+    }
+
+    /// The person the edited record belongs to.
+    pub fn person_id(&self) -> Option<&str> {
+        match &self.form {
+            Form::Person(f) => f.id.as_deref(),
+            Form::Inquiry(f) => f.person_id.as_deref(),
+            Form::Task(f) => f.person_id.as_deref(),
+            Form::Deal(f) => f.person_id.as_deref(),
+            Form::Visit(f) => f.person_id.as_deref(),
+        }
+    }
+
+    pub fn field_errors(&self) -> &[FieldError] {
+        &self.field_errors
+    }
+
+    /// The save was refused by the store.
+    pub fn failed(&mut self, error: Message) {
+        self.saving = false;
+        self.error = Some(error);
+    }
+
+    fn title_key(&self) -> &'static str {
+        let new = match &self.form {
+            Form::Person(f) => f.id.is_none(),
+            Form::Inquiry(f) => f.id.is_none(),
+            Form::Task(f) => f.id.is_none(),
+            Form::Deal(f) => f.id.is_none(),
+            Form::Visit(f) => f.id.is_none(),
+        };
+        match (&self.form, new) {
+            (Form::Person(_), true) => "form-new-person",
+            (Form::Person(_), false) => "form-edit-person",
+            (Form::Inquiry(_), true) => "form-new-inquiry",
+            (Form::Inquiry(_), false) => "form-edit-inquiry",
+            (Form::Task(_), true) => "form-new-task",
+            (Form::Task(_), false) => "form-edit-task",
+            (Form::Deal(_), true) => "form-new-deal",
+            (Form::Deal(_), false) => "form-edit-deal",
+            (Form::Visit(_), true) => "form-new-visit",
+            (Form::Visit(_), false) => "form-edit-visit",
+        }
+    }
+
+    /// Validates and, if valid, asks the writer to save.
+    pub fn save(&mut self, env: &Env<'_>) {
+        let user = env.user_id();
+        let command = match &self.form {
+            Form::Person(f) => f.validate(env.country).map(Command::SavePerson),
+            Form::Inquiry(f) => f.validate(env.country).map(|record| Command::SaveInquiry { record, operator: user }),
+            Form::Task(f) => f.validate().map(|record| Command::SaveTask { record, author: user }),
+            Form::Deal(f) => f.validate().map(Command::SaveDeal),
+            Form::Visit(f) => f.validate().map(Command::SaveVisit),
+        };
+        self.error = None;
+        match command {
+            Ok(command) => {
+                self.field_errors.clear();
+                self.saving = true;
+                env.services.command(command);
+            }
+            Err(errors) => self.field_errors = errors,
+        }
+    }
+
+    /// Draws the editor; `Close` when the operator cancelled.
+    pub fn ui(&mut self, ctx: &egui::Context, env: Env<'_>) -> Outcome {
+        let mut outcome = Outcome::Open;
+        egui::Modal::new(egui::Id::unique("editor")).show(ctx, |ui| {
+            ui.set_width(460.0);
+            ui.heading(env.tr(self.title_key()));
+            ui.add_space(6.0);
+            if let Some(label) = &self.person_label {
+                ui.label(format!("{}: {label}", env.tr("field-person")));
+            }
+            egui::Grid::new("editor-grid").num_columns(2).spacing([10.0, 6.0]).show(ui, |ui| {
+                let errors = &self.field_errors;
+                match &mut self.form {
+                    Form::Person(f) => person_fields_ui(ui, &env, f, errors),
+                    Form::Inquiry(f) => inquiry_fields_ui(ui, &env, f, errors),
+                    Form::Task(f) => task_fields_ui(ui, &env, f, errors),
+                    Form::Deal(f) => deal_fields_ui(ui, &env, f, errors),
+                    Form::Visit(f) => visit_fields_ui(ui, &env, f, errors),
+                }
+            });
+            if let Some(error) = &self.error {
+                error_text_ui(ui, &error.text(env.i18n));
+            }
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                let save = ui
+                    .add_enabled(!self.saving, egui::Button::new(env.tr("action-save")))
+                    .on_hover_text(ctx.format_shortcut(&SHORTCUT_SAVE));
+                if save.clicked() {
+                    self.save(&env);
+                }
+                if ui.button(env.tr("action-cancel")).on_hover_text("Esc").clicked() {
+                    outcome = Outcome::Close;
+                }
+                if let (Form::Person(f), Some(_)) = (&self.form, &self.person_label)
+                    && f.id.is_some()
+                    && ui.button(env.tr("action-open-person")).clicked()
+                {
+                    env.actions.push(super::Action::Go(Screen::People));
+                }
+            });
+        });
+        let (save, cancel) = ctx.input_mut(|i| {
+            (
+                i.consume_shortcut(&SHORTCUT_SAVE) || i.consume_shortcut(&SHORTCUT_SAVE_ENTER),
+                i.consume_key(Modifiers::NONE, Key::Escape),
+            )
+        });
+        if save && !self.saving {
+            self.save(&env);
+        }
+        // Only Esc or Cancel close: a stray click beside the form must not
+        // throw away what was typed.
+        if cancel {
+            outcome = Outcome::Close;
+        }
+        outcome
+    }
+}
+
+fn person_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut PersonForm, errors: &[FieldError]) {
+    field_ui(ui, env, "field-last-name", &mut f.last_name, "name", errors);
+    field_ui(ui, env, "field-first-name", &mut f.first_name, "", errors);
+    field_ui(ui, env, "field-middle-name", &mut f.middle_name, "", errors);
+    field_ui(ui, env, "field-birth-date", &mut f.birth_date, "birth_date", errors);
+    if f.phones.is_empty() || f.phones.last().is_some_and(|p| !p.trim().is_empty()) {
+        f.phones.push(String::new());
+    }
+    for phone in f.phones.iter_mut() {
+        field_ui(ui, env, "field-phone", phone, "", &[]);
+    }
+    // Phone errors name the number, so they are listed once below the phones.
+    for e in errors.iter().filter(|e| e.field == "phones") {
+        ui.label("");
+        error_text_ui(ui, &Message::from(e).text(env.i18n));
+        ui.end_row();
+    }
+    field_ui(ui, env, "field-note", &mut f.note, "", errors);
+}
+
+fn inquiry_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut InquiryForm, errors: &[FieldError]) {
+    if f.person_id.is_none() {
+        field_ui(ui, env, "field-phone", &mut f.phone, "phone", errors);
+    }
+    let person_error: Vec<FieldError> = errors.iter().filter(|e| e.field == "person").cloned().collect();
+    for e in &person_error {
+        ui.label("");
+        error_text_ui(ui, &Message::from(e).text(env.i18n));
+        ui.end_row();
+    }
+    choice_ui(ui, env, "field-reason", &mut f.reason_id, &env.dicts.reasons, "reason", errors);
+    choice_ui(ui, env, "field-channel", &mut f.channel_id, &env.dicts.channels, "channel", errors);
+    enum_ui(ui, env, "field-source", &mut f.source, InquirySource::ALL, |s| s.code(), "inquiry-source");
+    enum_ui(ui, env, "field-status", &mut f.status, InquiryStatus::ALL, |s| s.code(), "inquiry-status");
+    enum_ui(ui, env, "field-result", &mut f.result, InquiryResult::ALL, |s| s.code(), "inquiry-result");
+    for e in errors.iter().filter(|e| e.field == "result") {
+        ui.label("");
+        error_text_ui(ui, &Message::from(e).text(env.i18n));
+        ui.end_row();
+    }
+    field_ui(ui, env, "field-note", &mut f.note, "", errors);
+}
+
+fn task_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut TaskForm, errors: &[FieldError]) {
+    field_ui(ui, env, "field-title", &mut f.title, "title", errors);
+    choice_ui(ui, env, "field-task-type", &mut f.task_type_id, &env.dicts.task_types, "task_type", errors);
+    field_ui(ui, env, "field-deadline", &mut f.deadline, "deadline", errors);
+    choice_ui(ui, env, "field-responsible", &mut f.responsible_id, &env.dicts.users, "", errors);
+    enum_ui(ui, env, "field-status", &mut f.status, TaskStatus::ALL, |s| s.code(), "task-status");
+    field_ui(ui, env, "field-description", &mut f.description, "", errors);
+}
+
+fn deal_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut DealForm, errors: &[FieldError]) {
+    field_ui(ui, env, "field-title", &mut f.title, "title", errors);
+    let before = f.deal_type_id.clone();
+    choice_ui(ui, env, "field-deal-type", &mut f.deal_type_id, &env.dicts.deal_types, "", errors);
+    if f.deal_type_id != before {
+        f.stage_id = None;
+    }
+    let stages: Vec<crate::store::queries::Choice> = env
+        .dicts
+        .stages
+        .iter()
+        .filter(|s| Some(&s.deal_type_id) == f.deal_type_id.as_ref())
+        .map(|s| crate::store::queries::Choice { id: s.id.clone(), name: s.name.clone() })
+        .collect();
+    if f.stage_id.is_none() {
+        f.stage_id = stages.first().map(|s| s.id.clone());
+    }
+    choice_ui(ui, env, "field-stage", &mut f.stage_id, &stages, "stage", errors);
+    field_ui(ui, env, "field-amount", &mut f.amount, "amount", errors);
+    choice_ui(ui, env, "field-responsible", &mut f.responsible_id, &env.dicts.users, "", errors);
+}
+
+fn visit_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut VisitForm, errors: &[FieldError]) {
+    choice_ui(ui, env, "field-doctor", &mut f.doctor_id, &env.dicts.doctors, "doctor", errors);
+    field_ui(ui, env, "field-service", &mut f.service, "", errors);
+    field_ui(ui, env, "field-starts", &mut f.starts, "starts", errors);
+    field_ui(ui, env, "field-duration", &mut f.duration_min, "duration", errors);
+    enum_ui(ui, env, "field-status", &mut f.status, VisitStatus::ALL, |s| s.code(), "visit-status");
+    if f.status == Some(VisitStatus::Cancelled) {
+        field_ui(ui, env, "field-cancel-reason", &mut f.cancel_reason, "cancel_reason", errors);
+    }
+}

@@ -1,0 +1,514 @@
+//! The operator's window (egui/eframe).
+//!
+//! [`ClinicApp`] holds the view state of every screen; data comes from the
+//! service threads of [`services`] as events, and what the operator does
+//! becomes an [`Action`] collected while drawing and applied once at the end
+//! of the frame. Nothing here reads the disk or waits.
+
+pub mod forms;
+mod help;
+pub mod lists;
+pub mod message;
+mod screens;
+pub mod services;
+mod widgets;
+
+use std::time::{Duration, Instant};
+
+use egui::{Key, KeyboardShortcut, Modifiers};
+
+use crate::crm::*;
+use crate::i18n::{I18n, Language};
+use crate::settings::{LocalSettings, Profile};
+use crate::store::Replica;
+use crate::store::queries::{CurrentUser, Dictionaries};
+pub use forms::Editor;
+pub use message::Message;
+use services::{Command, Event, Query, Services};
+
+/// What `main` found before the window opened.
+pub struct Startup {
+    pub profile: Profile,
+    pub settings: LocalSettings,
+    /// settings.toml could not be read: shown once, and the file is not
+    /// overwritten until the operator saves settings on purpose.
+    pub settings_problem: Option<Message>,
+    /// The opened replica, or why it cannot be used (shown instead of the
+    /// screens; nothing on disk is touched).
+    pub replica: Result<Replica, Message>,
+    /// When the process started, to log the time to the first frame.
+    pub started: Instant,
+}
+
+/// The screens of the navigation bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screen {
+    Calls,
+    Inquiries,
+    Deals,
+    Tasks,
+    People,
+    Settings,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 6] =
+        [Screen::Calls, Screen::Inquiries, Screen::Deals, Screen::Tasks, Screen::People, Screen::Settings];
+
+    fn title_key(self) -> &'static str {
+        match self {
+            Screen::Calls => "nav-calls",
+            Screen::Inquiries => "nav-inquiries",
+            Screen::Deals => "nav-deals",
+            Screen::Tasks => "nav-tasks",
+            Screen::People => "nav-people",
+            Screen::Settings => "nav-settings",
+        }
+    }
+
+    fn shortcut(self) -> KeyboardShortcut {
+        let key = match self {
+            Screen::Calls => Key::Num1,
+            Screen::Inquiries => Key::Num2,
+            Screen::Deals => Key::Num3,
+            Screen::Tasks => Key::Num4,
+            Screen::People => Key::Num5,
+            Screen::Settings => Key::Num6,
+        };
+        KeyboardShortcut::new(Modifiers::ALT, key)
+    }
+}
+
+/// Something the operator asked for while a frame was drawn.
+#[derive(Debug)]
+pub enum Action {
+    Go(Screen),
+    OpenPerson(String),
+    Edit(Editor),
+    /// Open an existing record in its editor (read first).
+    Load(services::FormRef),
+    /// Data changed: refetch what is on screen.
+    Refresh,
+    ToggleHelp,
+}
+
+/// What a screen needs to draw itself.
+pub struct Env<'a> {
+    pub i18n: &'a I18n,
+    pub services: &'a Services,
+    pub dicts: &'a Dictionaries,
+    pub user: Option<&'a CurrentUser>,
+    pub rights: &'a Rights,
+    pub now: Millis,
+    pub country: Country,
+    pub actions: &'a mut Vec<Action>,
+}
+
+impl Env<'_> {
+    pub fn tr(&self, key: &str) -> String {
+        self.i18n.tr(key)
+    }
+
+    pub fn user_id(&self) -> Option<String> {
+        self.user.map(|u| u.id.clone())
+    }
+}
+
+const SHORTCUT_HELP: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::F1);
+const SHORTCUT_SEARCH: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::F);
+const SHORTCUT_NEW_INQUIRY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::N);
+const SHORTCUT_NEW_TASK: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::T);
+const SHORTCUT_REFRESH: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::F5);
+
+/// The whole window.
+pub struct ClinicApp {
+    i18n: I18n,
+    settings: LocalSettings,
+    /// False while settings.toml has an error the operator has not fixed.
+    settings_writable: bool,
+    profile: Profile,
+    pending_replica: Option<Replica>,
+    services: Option<Services>,
+    fatal: Option<Message>,
+    notices: Vec<Message>,
+    status: Option<(Message, Instant)>,
+    dicts: Dictionaries,
+    user: Option<CurrentUser>,
+    rights: Rights,
+    screen: Screen,
+    calls: screens::calls::CallsScreen,
+    inquiries: screens::inquiries::InquiriesScreen,
+    deals: screens::deals::DealsScreen,
+    tasks: screens::tasks::TasksScreen,
+    people: screens::people::PeopleScreen,
+    settings_screen: screens::settings::SettingsScreen,
+    editor: Option<Editor>,
+    help_open: bool,
+    /// Set until the first frame and the first rows are logged.
+    started: Option<Instant>,
+    first_rows_logged: bool,
+}
+
+impl ClinicApp {
+    pub fn new(startup: Startup) -> ClinicApp {
+        let language = Language::from_setting(startup.settings.language.as_deref());
+        let (pending_replica, fatal) = match startup.replica {
+            Ok(r) => (Some(r), None),
+            Err(m) => (None, Some(m)),
+        };
+        ClinicApp {
+            i18n: I18n::new(language),
+            settings_writable: startup.settings_problem.is_none(),
+            notices: startup.settings_problem.into_iter().collect(),
+            settings: startup.settings,
+            profile: startup.profile,
+            pending_replica,
+            services: None,
+            fatal,
+            status: None,
+            dicts: Dictionaries::default(),
+            user: None,
+            rights: RoleCode::Operator.default_rights(),
+            screen: Screen::Calls,
+            calls: Default::default(),
+            inquiries: Default::default(),
+            deals: Default::default(),
+            tasks: Default::default(),
+            people: Default::default(),
+            settings_screen: Default::default(),
+            editor: None,
+            help_open: false,
+            started: Some(startup.started),
+            first_rows_logged: false,
+        }
+    }
+
+    pub fn screen(&self) -> Screen {
+        self.screen
+    }
+
+    pub fn settings(&self) -> &LocalSettings {
+        &self.settings
+    }
+
+    pub fn editor(&self) -> Option<&Editor> {
+        self.editor.as_ref()
+    }
+
+    pub fn current_user(&self) -> Option<&CurrentUser> {
+        self.user.as_ref()
+    }
+
+    /// Starts the services on the first frame, when the egui context to
+    /// wake is known.
+    fn ensure_services(&mut self, ctx: &egui::Context) {
+        if let Some(replica) = self.pending_replica.take() {
+            let services = Services::start(replica, self.profile.settings_path(), ctx.clone());
+            services.query(Query::Dictionaries);
+            let login = self.settings.user_login.clone().unwrap_or_default();
+            if !login.is_empty() {
+                services.query(Query::User { login });
+            }
+            self.services = Some(services);
+        }
+    }
+
+    /// Applies what the services reported, within a time budget so one
+    /// frame never takes long.
+    fn handle_events(&mut self) {
+        let Some(services) = &self.services else { return };
+        let deadline = Instant::now() + Duration::from_millis(8);
+        let mut refresh = false;
+        let events: Vec<Event> = services.drain().take(500).collect();
+        for event in events {
+            match event {
+                Event::Count { list, generation, total } => match list {
+                    services::ListKind::Calls(_) => self.calls.list.set_total(generation, total),
+                    services::ListKind::Inquiries(_) => self.inquiries.list.set_total(generation, total),
+                    services::ListKind::Tasks(_) => self.tasks.list.set_total(generation, total),
+                },
+                Event::Page { generation, page, rows, .. } => match rows {
+                    services::Rows::Calls(rows) => self.calls.list.set_page(generation, page, rows),
+                    services::Rows::Inquiries(rows) => self.inquiries.list.set_page(generation, page, rows),
+                    services::Rows::Tasks(rows) => self.tasks.list.set_page(generation, page, rows),
+                },
+                Event::SearchResults { seq, hits } => self.people.set_results(seq, hits),
+                Event::Person { id, history } => self.people.set_person(&id, history.map(|h| *h)),
+                Event::Board { deal_type_id, columns } => self.deals.set_board(&deal_type_id, columns),
+                Event::Dictionaries(d) => self.dicts = *d,
+                Event::User { login, found } => match found {
+                    Some((user, rights)) => {
+                        self.user = Some(user);
+                        self.rights = rights;
+                        refresh = true;
+                    }
+                    None => self.notices.push(Message::new("err-unknown-user").with("login", login)),
+                },
+                Event::Form(Some(form)) => self.editor = Some(Editor::from_loaded(form)),
+                Event::Form(None) => self.notices.push(Message::new("err-record-gone")),
+                Event::Saved { kind, id } => {
+                    let opened_person = self.editor.as_ref().and_then(|e| e.person_id()).map(str::to_owned);
+                    self.editor = None;
+                    self.status = Some((Message::new(forms::saved_key(kind)), Instant::now()));
+                    refresh = true;
+                    if kind == services::RecordKind::Person {
+                        self.people.open(id, services);
+                    } else if let Some(person) = opened_person {
+                        self.people.reload(&person, services);
+                    }
+                }
+                Event::SaveFailed { error, .. } => match &mut self.editor {
+                    Some(editor) => editor.failed(error),
+                    None => self.notices.push(error),
+                },
+                Event::SettingsSaved => self.status = Some((Message::new("status-settings-saved"), Instant::now())),
+                Event::SettingsFailed(m) | Event::SecretFailed(m) | Event::ReadFailed(m) => self.notices.push(m),
+                Event::SecretStored => self.status = Some((Message::new("status-password-saved"), Instant::now())),
+                Event::AudioDevices { inputs, outputs } => self.settings_screen.set_devices(inputs, outputs),
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+        if refresh {
+            self.refresh();
+        }
+    }
+
+    /// Forgets cached lists so what is on screen is read again.
+    fn refresh(&mut self) {
+        self.calls.list.invalidate();
+        self.inquiries.list.invalidate();
+        self.tasks.list.invalidate();
+        self.deals.invalidate();
+        if let Some(services) = &self.services {
+            self.people.refresh(services);
+        }
+    }
+
+    fn shortcuts(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        ctx.input_mut(|input| {
+            if input.consume_shortcut(&SHORTCUT_HELP) {
+                self.help_open = !self.help_open;
+            }
+            for screen in Screen::ALL {
+                if input.consume_shortcut(&screen.shortcut()) {
+                    actions.push(Action::Go(screen));
+                }
+            }
+            if input.consume_shortcut(&SHORTCUT_SEARCH) {
+                actions.push(Action::Go(Screen::People));
+                self.people.focus_search();
+            }
+            if self.editor.is_none() {
+                if input.consume_shortcut(&SHORTCUT_NEW_INQUIRY) {
+                    actions.push(Action::Edit(Editor::new_inquiry(self.people.open_person_id())));
+                }
+                if input.consume_shortcut(&SHORTCUT_NEW_TASK) {
+                    actions.push(Action::Edit(Editor::new_task(self.people.open_person_id(), self.user.as_ref())));
+                }
+            }
+            if input.consume_shortcut(&SHORTCUT_REFRESH) {
+                actions.push(Action::Refresh);
+            }
+            if input.consume_key(Modifiers::NONE, Key::Escape) && self.help_open {
+                self.help_open = false;
+            }
+        });
+    }
+
+    /// Draws the whole window into `ui` (the eframe root, or a test harness).
+    pub fn root_ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        if let Some(started) = self.started {
+            if !self.first_rows_logged {
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "first frame");
+                self.first_rows_logged = true;
+            } else if self.calls.list.cached_pages() > 0 {
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "first call log rows on screen");
+                self.started = None;
+            }
+        }
+        self.ensure_services(&ctx);
+        self.handle_events();
+        let mut actions = Vec::new();
+
+        if let Some(fatal) = &self.fatal {
+            widgets::fatal_ui(ui, &self.i18n, fatal);
+            return;
+        }
+        if self.services.is_none() {
+            return;
+        }
+        self.shortcuts(&ctx, &mut actions);
+        let Some(services) = &self.services else { return };
+
+        let mut env = Env {
+            i18n: &self.i18n,
+            services,
+            dicts: &self.dicts,
+            user: self.user.as_ref(),
+            rights: &self.rights,
+            now: now_millis(),
+            country: self.settings.country,
+            actions: &mut actions,
+        };
+
+        egui::Panel::top("status").show(ui, |ui| {
+            widgets::status_bar_ui(ui, &mut env, self.status.as_ref().map(|(m, _)| m));
+        });
+        egui::Panel::left("navigation").resizable(false).default_size(170.0).show(ui, |ui| {
+            nav_ui(ui, &mut env, self.screen);
+        });
+        let settings_change = egui::CentralPanel::default_margins()
+            .show(ui, |ui| {
+                match self.screen {
+                    Screen::Calls => self.calls.ui(ui, &mut env),
+                    Screen::Inquiries => self.inquiries.ui(ui, &mut env),
+                    Screen::Deals => self.deals.ui(ui, &mut env),
+                    Screen::Tasks => self.tasks.ui(ui, &mut env),
+                    Screen::People => self.people.ui(ui, &mut env),
+                    Screen::Settings => {
+                        return self.settings_screen.ui(ui, &mut env, &mut self.settings, self.settings_writable);
+                    }
+                }
+                None
+            })
+            .inner;
+        if let Some(change) = settings_change {
+            apply_settings_change(change, &self.settings, self.settings_writable, &mut self.i18n, services);
+        }
+
+        if let Some(editor) = &mut self.editor {
+            let env = Env {
+                i18n: &self.i18n,
+                services,
+                dicts: &self.dicts,
+                user: self.user.as_ref(),
+                rights: &self.rights,
+                now: now_millis(),
+                country: self.settings.country,
+                actions: &mut actions,
+            };
+            if editor.ui(&ctx, env) == forms::Outcome::Close {
+                self.editor = None;
+            }
+        }
+        if self.help_open {
+            help::help_ui(&ctx, &self.i18n, &mut self.help_open);
+        }
+        if let Some(notice) = self.notices.first()
+            && widgets::notice_ui(&ctx, &self.i18n, notice)
+        {
+            self.notices.remove(0);
+        }
+        // A status line fades after a few seconds: one repaint to clear it.
+        if let Some((_, at)) = &self.status {
+            let left = Duration::from_secs(4).saturating_sub(at.elapsed());
+            if left.is_zero() {
+                self.status = None;
+            } else {
+                ctx.request_repaint_after(left);
+            }
+        }
+        self.apply(actions);
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Go(screen) => {
+                    self.screen = screen;
+                    if screen == Screen::Settings
+                        && let Some(s) = &self.services
+                    {
+                        self.settings_screen.on_open(s);
+                    }
+                }
+                Action::OpenPerson(id) => {
+                    self.screen = Screen::People;
+                    if let Some(services) = &self.services {
+                        self.people.open(id, services);
+                    }
+                }
+                Action::Edit(editor) => self.editor = Some(editor),
+                Action::Load(form) => {
+                    if let Some(services) = &self.services {
+                        services.query(Query::Form(form));
+                    }
+                }
+                Action::Refresh => self.refresh(),
+                Action::ToggleHelp => self.help_open = !self.help_open,
+            }
+        }
+    }
+
+    /// Stops the service threads (on exit).
+    pub fn shutdown(&mut self) {
+        if let Some(services) = self.services.take() {
+            services.shutdown();
+        }
+    }
+}
+
+/// What changed on the Settings screen.
+pub enum SettingsChange {
+    /// Persist the settings (and maybe switch language).
+    Save,
+    /// The SIP password was entered: to the keyring, not the file.
+    SipPassword(String),
+}
+
+fn apply_settings_change(
+    change: SettingsChange,
+    settings: &LocalSettings,
+    writable: bool,
+    i18n: &mut I18n,
+    services: &Services,
+) {
+    match change {
+        SettingsChange::Save => {
+            let language = Language::from_setting(settings.language.as_deref());
+            if language != i18n.language() {
+                *i18n = I18n::new(language);
+            }
+            if writable {
+                services.command(Command::SaveSettings(settings.clone()));
+            }
+        }
+        SettingsChange::SipPassword(password) => {
+            let account = format!("{}@{}", settings.sip.username, settings.sip.server);
+            services.command(Command::StoreSipPassword { account, password });
+        }
+    }
+}
+
+fn nav_ui(ui: &mut egui::Ui, env: &mut Env<'_>, current: Screen) {
+    ui.add_space(6.0);
+    ui.heading("ClinicDesk");
+    ui.add_space(8.0);
+    for screen in Screen::ALL {
+        let label = env.tr(screen.title_key());
+        let response = ui
+            .add_sized([ui.available_width(), 28.0], egui::Button::selectable(current == screen, label))
+            .on_hover_text(ui.ctx().format_shortcut(&screen.shortcut()));
+        if response.clicked() {
+            env.actions.push(Action::Go(screen));
+        }
+    }
+    ui.with_layout(egui::Layout::bottom_up(egui::Align::Min), |ui| {
+        if ui.button(env.tr("nav-help")).on_hover_text("F1").clicked() {
+            env.actions.push(Action::ToggleHelp);
+        }
+    });
+}
+
+impl eframe::App for ClinicApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.root_ui(ui);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.shutdown();
+    }
+}

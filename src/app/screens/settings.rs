@@ -1,0 +1,171 @@
+//! This workstation's settings: applied at once, kept in settings.toml
+//! (the SIP password goes to the OS keyring instead).
+
+use egui::RichText;
+
+use crate::app::services::{Command, Query, Services};
+use crate::app::widgets::{WARNING, enum_text};
+use crate::app::{Env, SettingsChange};
+use crate::crm::Country;
+use crate::i18n::Language;
+use crate::settings::{LocalSettings, SipTransport};
+
+#[derive(Default)]
+pub struct SettingsScreen {
+    devices: Option<(Vec<String>, Vec<String>)>,
+    devices_asked: bool,
+    password: String,
+}
+
+impl SettingsScreen {
+    /// Called when the screen opens: devices are listed off the UI thread.
+    pub fn on_open(&mut self, services: &Services) {
+        if !self.devices_asked {
+            self.devices_asked = true;
+            services.command(Command::ListAudioDevices);
+        }
+    }
+
+    pub fn set_devices(&mut self, inputs: Vec<String>, outputs: Vec<String>) {
+        self.devices = Some((inputs, outputs));
+    }
+
+    /// Draws the settings; returns what must be persisted.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        env: &mut Env<'_>,
+        s: &mut LocalSettings,
+        writable: bool,
+    ) -> Option<SettingsChange> {
+        let mut change = None;
+        let mut dirty = false;
+        ui.heading(env.tr("nav-settings"));
+        if !writable {
+            ui.label(RichText::new(env.tr("settings-not-saved")).color(WARNING));
+        }
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.add_space(6.0);
+            ui.strong(env.tr("settings-workstation"));
+            dirty |= ui.checkbox(&mut s.telephony_enabled, env.tr("setting-telephony")).changed();
+            dirty |= ui.checkbox(&mut s.show_history_during_call, env.tr("setting-history-during-call")).changed();
+            dirty |= ui.checkbox(&mut s.deadline_notifications, env.tr("setting-deadline-notifications")).changed();
+            dirty |= ui.checkbox(&mut s.call_center_mode, env.tr("setting-call-center-mode")).changed();
+            ui.add_space(10.0);
+
+            egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+                ui.label(env.tr("setting-language"));
+                let current = Language::from_setting(s.language.as_deref());
+                let system = env.tr("setting-language-system");
+                let selected = match &s.language {
+                    None => system.clone(),
+                    Some(_) => current.native_name().to_owned(),
+                };
+                egui::ComboBox::from_id_salt("language").selected_text(selected).show_ui(ui, |ui| {
+                    dirty |= ui.selectable_value(&mut s.language, None, system).changed();
+                    for lang in Language::ALL {
+                        dirty |= ui
+                            .selectable_value(&mut s.language, Some(lang.code().to_owned()), lang.native_name())
+                            .changed();
+                    }
+                });
+                ui.end_row();
+
+                ui.label(env.tr("setting-country"));
+                egui::ComboBox::from_id_salt("country")
+                    .selected_text(enum_text(env.i18n, "country", s.country.code()))
+                    .show_ui(ui, |ui| {
+                        for c in [Country::Ru, Country::Ua] {
+                            dirty |= ui
+                                .selectable_value(&mut s.country, c, enum_text(env.i18n, "country", c.code()))
+                                .changed();
+                        }
+                    });
+                ui.end_row();
+
+                ui.label(env.tr("setting-user-login"));
+                let mut login = s.user_login.clone().unwrap_or_default();
+                let edit = ui.text_edit_singleline(&mut login);
+                if edit.changed() {
+                    s.user_login = Some(login.trim().to_owned()).filter(|l| !l.is_empty());
+                }
+                if edit.lost_focus() {
+                    dirty = true;
+                    if let Some(login) = &s.user_login {
+                        env.services.query(Query::User { login: login.clone() });
+                    }
+                }
+                ui.end_row();
+            });
+
+            ui.add_space(10.0);
+            ui.strong(env.tr("settings-audio"));
+            egui::Grid::new("audio-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+                let (inputs, outputs) = match &self.devices {
+                    Some((i, o)) => (i.as_slice(), o.as_slice()),
+                    None => (&[][..], &[][..]),
+                };
+                dirty |= device_ui(ui, env, "setting-input-device", &mut s.audio.input_device, inputs);
+                dirty |= device_ui(ui, env, "setting-output-device", &mut s.audio.output_device, outputs);
+            });
+
+            ui.add_space(10.0);
+            ui.strong(env.tr("settings-sip"));
+            egui::Grid::new("sip-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+                for (key, value) in [
+                    ("setting-sip-server", &mut s.sip.server),
+                    ("setting-sip-user", &mut s.sip.username),
+                    ("setting-sip-auth-user", &mut s.sip.auth_username),
+                    ("setting-sip-display-name", &mut s.sip.display_name),
+                ] {
+                    let label = ui.label(env.tr(key));
+                    dirty |= ui.text_edit_singleline(value).labelled_by(label.id).lost_focus();
+                    ui.end_row();
+                }
+                ui.label(env.tr("setting-sip-transport"));
+                ui.horizontal(|ui| {
+                    for (t, name) in
+                        [(SipTransport::Udp, "UDP"), (SipTransport::Tcp, "TCP"), (SipTransport::Tls, "TLS")]
+                    {
+                        dirty |= ui.selectable_value(&mut s.sip.transport, t, name).changed();
+                    }
+                });
+                ui.end_row();
+                let label = ui.label(env.tr("setting-sip-password"));
+                ui.horizontal(|ui| {
+                    ui.add(egui::TextEdit::singleline(&mut self.password).password(true)).labelled_by(label.id);
+                    if ui
+                        .add_enabled(!self.password.is_empty(), egui::Button::new(env.tr("action-save-password")))
+                        .clicked()
+                    {
+                        change = Some(SettingsChange::SipPassword(std::mem::take(&mut self.password)));
+                    }
+                });
+                ui.end_row();
+            });
+            ui.label(RichText::new(env.tr("setting-sip-password-hint")).weak());
+        });
+        if dirty && change.is_none() {
+            change = Some(SettingsChange::Save);
+        }
+        change
+    }
+}
+
+/// A device picker; true when the choice changed.
+fn device_ui(ui: &mut egui::Ui, env: &Env<'_>, key: &str, value: &mut Option<String>, devices: &[String]) -> bool {
+    let mut changed = false;
+    ui.label(env.tr(key));
+    let default = env.tr("setting-device-default");
+    egui::ComboBox::from_id_salt(key)
+        .selected_text(value.clone().unwrap_or_else(|| default.clone()))
+        .width(300.0)
+        .show_ui(ui, |ui| {
+            changed |= ui.selectable_value(value, None, default).changed();
+            for d in devices {
+                changed |= ui.selectable_value(value, Some(d.clone()), d).changed();
+            }
+        });
+    ui.end_row();
+    changed
+}

@@ -1,0 +1,371 @@
+//! The threads behind the window and the typed messages to and from them.
+//!
+//! The UI never touches the disk, a lock or D-Bus: it sends a [`Query`] (to
+//! the reader, which owns a read-only connection) or a [`Command`] (to the
+//! writer, which owns the read-write connection, settings.toml and the
+//! keyring), and gets an [`Event`] back, after which the thread asks egui for
+//! a repaint. An idle window therefore costs nothing.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use super::message::Message;
+use crate::crm::*;
+use crate::settings::{LocalSettings, secrets};
+use crate::store::queries::{self, *};
+use crate::store::{Replica, forms, search};
+
+/// A list the window pages through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ListKind {
+    Calls(CallFilter),
+    Inquiries(InquiryFilter),
+    Tasks(TaskFilter),
+}
+
+/// Rows of one page of a list.
+#[derive(Clone, Debug)]
+pub enum Rows {
+    Calls(Vec<CallRow>),
+    Inquiries(Vec<InquiryRow>),
+    Tasks(Vec<TaskRow>),
+}
+
+/// A read the window asks for. `generation` lets the window drop answers
+/// to questions it no longer asks (the filter changed meanwhile).
+#[derive(Clone, Debug)]
+pub enum Query {
+    Count {
+        list: ListKind,
+        generation: u64,
+        user: Option<String>,
+    },
+    Page {
+        list: ListKind,
+        generation: u64,
+        page: usize,
+        user: Option<String>,
+    },
+    Search {
+        seq: u64,
+        text: String,
+    },
+    Person {
+        id: String,
+    },
+    Board {
+        deal_type_id: String,
+    },
+    Dictionaries,
+    User {
+        login: String,
+    },
+    /// An existing record, to edit it.
+    Form(FormRef),
+}
+
+/// A record to open in its editor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FormRef {
+    Person(String),
+    Inquiry(String),
+    Task(String),
+    Deal(String),
+    Visit(String),
+}
+
+/// A record loaded into its form.
+#[derive(Clone, Debug)]
+pub enum LoadedForm {
+    Person(PersonForm),
+    Inquiry(InquiryForm),
+    Task(TaskForm),
+    Deal(DealForm),
+    Visit(VisitForm),
+}
+
+/// A change the window asks for.
+#[derive(Clone, Debug)]
+pub enum Command {
+    SavePerson(PersonRecord),
+    SaveInquiry {
+        record: InquiryRecord,
+        operator: Option<String>,
+    },
+    SaveTask {
+        record: TaskRecord,
+        author: Option<String>,
+    },
+    SaveDeal(DealRecord),
+    SaveVisit(VisitRecord),
+    /// Write settings.toml.
+    SaveSettings(LocalSettings),
+    /// Put the SIP password into the OS keyring.
+    StoreSipPassword {
+        account: String,
+        password: String,
+    },
+    /// List the audio devices (for the Settings screen).
+    ListAudioDevices,
+}
+
+/// What was saved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    Person,
+    Inquiry,
+    Task,
+    Deal,
+    Visit,
+}
+
+/// An answer or a report from a service.
+#[derive(Debug)]
+pub enum Event {
+    Count {
+        list: ListKind,
+        generation: u64,
+        total: usize,
+    },
+    Page {
+        list: ListKind,
+        generation: u64,
+        page: usize,
+        rows: Rows,
+    },
+    SearchResults {
+        seq: u64,
+        hits: Vec<search::PersonHit>,
+    },
+    Person {
+        id: String,
+        history: Option<Box<PersonHistory>>,
+    },
+    Board {
+        deal_type_id: String,
+        columns: Vec<StageColumn>,
+    },
+    Dictionaries(Box<Dictionaries>),
+    User {
+        login: String,
+        found: Option<(CurrentUser, Rights)>,
+    },
+    Form(Option<LoadedForm>),
+    Saved {
+        kind: RecordKind,
+        id: String,
+    },
+    SaveFailed {
+        kind: RecordKind,
+        error: Message,
+    },
+    SettingsSaved,
+    SettingsFailed(Message),
+    SecretStored,
+    SecretFailed(Message),
+    AudioDevices {
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+    },
+    /// A read failed (the replica may be damaged).
+    ReadFailed(Message),
+}
+
+/// The running services and the channels to them.
+pub struct Services {
+    queries: Sender<Query>,
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Services {
+    /// Starts the writer (owning `replica`) and the reader thread.
+    pub fn start(replica: Replica, settings_path: PathBuf, repaint: egui::Context) -> Services {
+        let (query_tx, query_rx) = unbounded::<Query>();
+        let (command_tx, command_rx) = unbounded::<Command>();
+        let (event_tx, event_rx) = unbounded::<Event>();
+        let replica_path = replica.path().to_owned();
+        let mut threads = Vec::new();
+
+        let events = Notifier { tx: event_tx.clone(), ctx: repaint.clone() };
+        threads.push(spawn("clinicdesk-writer", move || writer_loop(replica, settings_path, command_rx, events)));
+
+        let events = Notifier { tx: event_tx, ctx: repaint };
+        threads.push(spawn("clinicdesk-reader", move || reader_loop(&replica_path, query_rx, events)));
+
+        Services { queries: query_tx, commands: command_tx, events: event_rx, threads }
+    }
+
+    pub fn query(&self, query: Query) {
+        // A closed channel means the service ended; its error was reported.
+        let _ = self.queries.send(query);
+    }
+
+    pub fn command(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    /// The events that arrived since the last frame.
+    pub fn drain(&self) -> impl Iterator<Item = Event> + '_ {
+        self.events.try_iter()
+    }
+
+    /// Stops the threads after they finish what they were asked.
+    pub fn shutdown(self) {
+        drop(self.queries);
+        drop(self.commands);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("cannot start thread {name}: {e}"))
+}
+
+struct Notifier {
+    tx: Sender<Event>,
+    ctx: egui::Context,
+}
+
+impl Notifier {
+    fn send(&self, event: Event) {
+        if self.tx.send(event).is_ok() {
+            self.ctx.request_repaint();
+        }
+    }
+}
+
+fn reader_loop(path: &std::path::Path, queries: Receiver<Query>, events: Notifier) {
+    let replica = match Replica::open_read_only(path) {
+        Ok(r) => r,
+        Err(e) => return events.send(Event::ReadFailed(Message::from(&e))),
+    };
+    let conn = replica.conn();
+    while let Ok(first) = queries.recv() {
+        // Answer only the newest page request of each list: when the operator
+        // scrolls fast, pages scrolled past are not worth reading.
+        let mut batch = vec![first];
+        batch.extend(queries.try_iter());
+        let mut newest_pages: Vec<(ListKind, u64, usize)> = Vec::new();
+        for q in batch.iter().rev() {
+            if let Query::Page { list, generation, page, .. } = q
+                && newest_pages.iter().filter(|(l, g, _)| l == list && g == generation).count() < 6
+            {
+                newest_pages.push((*list, *generation, *page));
+            }
+        }
+        for q in batch {
+            if let Query::Page { list, generation, page, .. } = &q
+                && !newest_pages.contains(&(*list, *generation, *page))
+            {
+                continue;
+            }
+            let event = answer(conn, q).unwrap_or_else(|e| Event::ReadFailed(Message::from(&e)));
+            events.send(event);
+        }
+    }
+}
+
+fn answer(conn: &rusqlite::Connection, query: Query) -> crate::store::Result<Event> {
+    Ok(match query {
+        Query::Count { list, generation, user } => {
+            let user = user.as_deref();
+            let total = match list {
+                ListKind::Calls(f) => count_calls(conn, f, user)?,
+                ListKind::Inquiries(f) => count_inquiries(conn, f)?,
+                ListKind::Tasks(f) => count_tasks(conn, f, user)?,
+            };
+            Event::Count { list, generation, total }
+        }
+        Query::Page { list, generation, page, user } => {
+            let offset = page * PAGE_SIZE;
+            let user = user.as_deref();
+            let rows = match list {
+                ListKind::Calls(f) => Rows::Calls(calls_page(conn, f, user, offset, PAGE_SIZE)?),
+                ListKind::Inquiries(f) => Rows::Inquiries(inquiries_page(conn, f, offset, PAGE_SIZE)?),
+                ListKind::Tasks(f) => Rows::Tasks(tasks_page(conn, f, user, offset, PAGE_SIZE)?),
+            };
+            Event::Page { list, generation, page, rows }
+        }
+        Query::Search { seq, text } => Event::SearchResults { seq, hits: search::search_people(conn, &text, 50)? },
+        Query::Person { id } => {
+            let history = queries::person_history(conn, &id)?.map(Box::new);
+            Event::Person { id, history }
+        }
+        Query::Board { deal_type_id } => {
+            let columns = deal_board(conn, &deal_type_id, 100)?;
+            Event::Board { deal_type_id, columns }
+        }
+        Query::Dictionaries => Event::Dictionaries(Box::new(dictionaries(conn)?)),
+        Query::User { login } => {
+            let found = user_with_rights(conn, &login)?;
+            Event::User { login, found }
+        }
+        Query::Form(form) => Event::Form(match form {
+            FormRef::Person(id) => forms::person(conn, &id)?.map(LoadedForm::Person),
+            FormRef::Inquiry(id) => forms::inquiry(conn, &id)?.map(LoadedForm::Inquiry),
+            FormRef::Task(id) => forms::task(conn, &id)?.map(LoadedForm::Task),
+            FormRef::Deal(id) => forms::deal(conn, &id)?.map(LoadedForm::Deal),
+            FormRef::Visit(id) => forms::visit(conn, &id)?.map(LoadedForm::Visit),
+        }),
+    })
+}
+
+fn writer_loop(mut replica: Replica, settings_path: PathBuf, commands: Receiver<Command>, events: Notifier) {
+    while let Ok(command) = commands.recv() {
+        let saved = |kind, result: crate::store::Result<String>| match result {
+            Ok(id) => Event::Saved { kind, id },
+            Err(e) => Event::SaveFailed { kind, error: Message::from(&e) },
+        };
+        let event = match command {
+            Command::SavePerson(p) => saved(RecordKind::Person, replica.save_person(&p)),
+            Command::SaveInquiry { record, operator } => {
+                saved(RecordKind::Inquiry, replica.save_inquiry(&record, operator.as_deref()))
+            }
+            Command::SaveTask { record, author } => {
+                saved(RecordKind::Task, replica.save_task(&record, author.as_deref()))
+            }
+            Command::SaveDeal(d) => saved(RecordKind::Deal, replica.save_deal(&d)),
+            Command::SaveVisit(v) => saved(RecordKind::Visit, replica.save_visit(&v)),
+            Command::SaveSettings(s) => match s.save(&settings_path) {
+                Ok(()) => Event::SettingsSaved,
+                Err(e) => Event::SettingsFailed(Message::from(&e)),
+            },
+            Command::StoreSipPassword { account, password } => {
+                match secrets::store(&secrets::Secret::Sip { account }, &password) {
+                    Ok(()) => Event::SecretStored,
+                    Err(e) => Event::SecretFailed(Message::from(&e)),
+                }
+            }
+            Command::ListAudioDevices => {
+                let (inputs, outputs) = audio_devices();
+                Event::AudioDevices { inputs, outputs }
+            }
+        };
+        events.send(event);
+    }
+}
+
+/// Names of the capture and playback devices cpal sees.
+fn audio_devices() -> (Vec<String>, Vec<String>) {
+    use cpal::traits::{DeviceTrait, HostTrait};
+    let host = cpal::default_host();
+    let names = |devices: Result<_, _>| -> Vec<String> {
+        match devices {
+            Ok(devices) => {
+                let devices: Box<dyn Iterator<Item = cpal::Device>> = Box::new(devices);
+                devices.filter_map(|d| d.description().ok().map(|d| d.name().to_owned())).collect()
+            }
+            Err(_) => Vec::new(),
+        }
+    };
+    (names(host.input_devices()), names(host.output_devices()))
+}

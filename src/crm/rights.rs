@@ -1,0 +1,158 @@
+//! Roles and the rights they get by default, from the clinic's own setup
+//! guide (DESIGN.md, "Roles"). A user's effective rights are their role's
+//! defaults plus or minus the per-user grants the clinic head sets.
+
+use std::collections::BTreeSet;
+
+macro_rules! code_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The code stored in the database.
+            pub fn code(self) -> &'static str {
+                match self { $($name::$variant => $code),+ }
+            }
+
+            pub fn from_code(code: &str) -> Option<$name> {
+                match code { $($code => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $name::from_code(text).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(
+                        format!("unknown {} code {text:?}", stringify!($name)).into(),
+                    )
+                })
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.code()))
+            }
+        }
+    };
+}
+pub(crate) use code_enum;
+
+code_enum! {
+    /// A role of the clinic's setup guide.
+    RoleCode {
+        Head = "head",
+        Admin = "admin",
+        Operator = "operator",
+        Supervisor = "supervisor",
+        Doctor = "doctor",
+        Nurse = "nurse",
+    }
+}
+
+code_enum! {
+    /// One right a user may hold.
+    Right {
+        AllCrm = "crm.all",
+        EditSipSettings = "settings.sip",
+        EditDictionaries = "settings.dictionaries",
+        ViewInquiries = "inquiry.view",
+        ProcessInquiries = "inquiry.process",
+        DeleteInquiries = "inquiry.delete",
+        ViewDeals = "deal.view",
+        EditDeals = "deal.edit",
+        EditTasks = "task.edit",
+        WorkTasks = "task.work",
+        DeleteTasks = "task.delete",
+        ViewAllTasks = "task.view_all",
+        EditVisits = "visit.edit",
+        DeleteVisits = "visit.delete",
+        CallLog = "call.log",
+        ViewAllCalls = "call.view_all",
+        Analytics = "analytics.view",
+    }
+}
+
+impl RoleCode {
+    /// The rights a role has before the clinic head changes anything.
+    pub fn default_rights(self) -> Rights {
+        use Right::*;
+        let list: &[Right] = match self {
+            RoleCode::Head => Right::ALL,
+            RoleCode::Admin => &[EditSipSettings, EditDictionaries],
+            RoleCode::Operator => &[ViewInquiries, ProcessInquiries, ViewDeals, EditTasks, EditVisits, CallLog],
+            RoleCode::Supervisor => &[
+                ViewInquiries,
+                ProcessInquiries,
+                ViewDeals,
+                EditTasks,
+                EditVisits,
+                CallLog,
+                EditDeals,
+                DeleteTasks,
+                DeleteInquiries,
+                DeleteVisits,
+                ViewAllTasks,
+                ViewAllCalls,
+            ],
+            RoleCode::Doctor => &[ViewDeals, EditDeals, EditTasks, WorkTasks],
+            RoleCode::Nurse => &[EditTasks, WorkTasks],
+        };
+        Rights(list.iter().copied().collect())
+    }
+}
+
+/// The effective rights of the signed-in user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rights(BTreeSet<Right>);
+
+impl Rights {
+    pub fn all() -> Rights {
+        Rights(Right::ALL.iter().copied().collect())
+    }
+
+    pub fn has(&self, right: Right) -> bool {
+        self.0.contains(&right)
+    }
+
+    /// Applies a per-user grant (true) or revocation (false).
+    pub fn apply(&mut self, right: Right, granted: bool) {
+        if granted {
+            self.0.insert(right);
+        } else {
+            self.0.remove(&right);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_defaults_match_the_setup_guide() {
+        let r = RoleCode::Operator.default_rights();
+        assert!(r.has(Right::ProcessInquiries));
+        assert!(r.has(Right::CallLog));
+        assert!(!r.has(Right::EditDeals));
+        assert!(!r.has(Right::DeleteTasks));
+        let s = RoleCode::Supervisor.default_rights();
+        assert!(s.has(Right::EditDeals) && s.has(Right::DeleteInquiries) && s.has(Right::ViewAllTasks));
+        assert!(RoleCode::Head.default_rights().has(Right::Analytics));
+        assert!(!RoleCode::Nurse.default_rights().has(Right::ViewInquiries));
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for r in Right::ALL {
+            assert_eq!(Right::from_code(r.code()), Some(*r));
+        }
+        assert_eq!(RoleCode::from_code("nobody"), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! ClinicDesk: a softphone and CRM in one window for the people who answer a
+//! clinic's phones. See README.md ("Architecture") for what each module owns.
+
+pub mod app;
+pub mod crm;
+pub mod demo;
+pub mod i18n;
+pub mod settings;
+pub mod store;

@@ -1,0 +1,253 @@
+//! The `clinicdesk` command: the window by default, and the subcommands of
+//! README.md ("Command line") for headless use, scripts and tests.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use clinicdesk::app::{ClinicApp, Message, Startup};
+use clinicdesk::demo::{self, DemoOptions};
+use clinicdesk::settings::{LocalSettings, Profile};
+use clinicdesk::store::{Replica, queries};
+
+#[derive(Parser)]
+#[command(name = "clinicdesk", version, about = "Softphone and CRM for the operators of medical clinics")]
+struct Cli {
+    /// Profile directory holding all state of this workstation
+    /// (default: the platform's data directory).
+    #[arg(long, global = true, env = "CLINICDESK_PROFILE")]
+    profile: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The window on a demo profile with a generated clinic.
+    Demo {
+        /// Patients in the generated clinic (first start only).
+        #[arg(long, default_value_t = 5_000)]
+        patients: usize,
+        /// Calls in the generated clinic (first start only).
+        #[arg(long, default_value_t = 30_000)]
+        calls: usize,
+    },
+    /// Generate a realistic replica file.
+    DemoData {
+        #[arg(long)]
+        patients: usize,
+        #[arg(long)]
+        calls: usize,
+        /// The file to create; it must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The moment the data is generated around (RFC 3339, default now):
+        /// with the same seed and moment the file is the same.
+        #[arg(long)]
+        now: Option<chrono::DateTime<chrono::FixedOffset>>,
+    },
+    /// Keep a password in the OS keyring (read from standard input).
+    Password {
+        #[command(subcommand)]
+        action: PasswordAction,
+    },
+    /// Open the profile and its replica (applying migrations) and report
+    /// what it holds; exits non-zero with the reason when it cannot.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum PasswordAction {
+    /// Store the password given on standard input.
+    Set {
+        #[arg(long, value_enum)]
+        kind: SecretKind,
+        /// user@server (SIP) or user@host (database).
+        #[arg(long)]
+        account: String,
+    },
+    /// Exit 0 when the password on standard input is the stored one.
+    Verify {
+        #[arg(long, value_enum)]
+        kind: SecretKind,
+        #[arg(long)]
+        account: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SecretKind {
+    Sip,
+    Database,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLINICDESK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        None => run_window(cli.profile.as_deref(), None),
+        Some(Cmd::Demo { patients, calls }) => run_window(cli.profile.as_deref(), Some((patients, calls))),
+        Some(Cmd::DemoData { patients, calls, out, seed, now }) => {
+            let now = now.map_or_else(clinicdesk::crm::now_millis, |t| t.timestamp_millis());
+            demo_data(patients, calls, &out, seed, now)
+        }
+        Some(Cmd::Password { action }) => password(action),
+        Some(Cmd::Check) => check(cli.profile.as_deref()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("clinicdesk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Generates into `FILE.partial` and renames, so an interrupted run never
+/// leaves a half-written replica under the real name.
+fn generate_replica(out: &Path, opts: &DemoOptions) -> anyhow::Result<demo::DemoSummary> {
+    if out.exists() {
+        bail!("{} already exists; remove it or choose another --out (it was left untouched)", out.display());
+    }
+    let partial = out.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let mut replica = Replica::open(&partial)?;
+    let summary = demo::generate(&mut replica, opts, &mut |phase| eprintln!("  {phase}…"))?;
+    replica.conn().pragma_update(None, "wal_checkpoint", "TRUNCATE").context("checkpoint")?;
+    drop(replica);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+    }
+    std::fs::rename(&partial, out).with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
+    Ok(summary)
+}
+
+fn demo_data(patients: usize, calls: usize, out: &Path, seed: u64, now: i64) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let opts = DemoOptions { patients, calls, seed, now };
+    let s = generate_replica(out, &opts)?;
+    let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{}: {} people, {} calls, {} inquiries, {} deals, {} tasks, {} visits in {:.1} s, {:.1} MiB",
+        out.display(),
+        s.people,
+        s.calls,
+        s.inquiries,
+        s.deals,
+        s.tasks,
+        s.visits,
+        started.elapsed().as_secs_f64(),
+        size as f64 / (1024.0 * 1024.0)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn password(action: PasswordAction) -> anyhow::Result<ExitCode> {
+    use clinicdesk::settings::secrets::{self, Secret};
+    let secret = |kind, account: String| match kind {
+        SecretKind::Sip => Secret::Sip { account },
+        SecretKind::Database => Secret::Database { account },
+    };
+    let mut input = String::new();
+    std::io::stdin().read_line(&mut input).context("reading the password from standard input")?;
+    let typed = input.trim_end_matches(['\n', '\r']);
+    if typed.is_empty() {
+        bail!("no password on standard input");
+    }
+    match action {
+        PasswordAction::Set { kind, account } => {
+            secrets::store(&secret(kind, account), typed)?;
+            eprintln!("password saved to the keyring");
+            Ok(ExitCode::SUCCESS)
+        }
+        PasswordAction::Verify { kind, account } => match secrets::load(&secret(kind, account))? {
+            Some(stored) if stored == typed => Ok(ExitCode::SUCCESS),
+            Some(_) => {
+                eprintln!("the keyring holds a different password");
+                Ok(ExitCode::FAILURE)
+            }
+            None => {
+                eprintln!("the keyring holds no such password");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
+}
+
+fn check(profile: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let profile = Profile::resolve(profile, None)?;
+    profile.ensure_writable()?;
+    let settings = LocalSettings::load(&profile.settings_path())?;
+    let replica = Replica::open(&profile.replica_path())?;
+    println!("profile: {}", profile.dir().display());
+    println!("user: {}", settings.user_login.as_deref().unwrap_or("-"));
+    for (table, n) in queries::table_counts(replica.conn())? {
+        println!("{table}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the window. With `demo`, on the demo profile, generating its
+/// clinic (patients, calls) on first start.
+fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let profile = Profile::resolve(profile, demo.map(|_| "demo"))?;
+    let mut problems: Vec<String> = Vec::new();
+
+    let writable = profile.ensure_writable();
+    if let Err(e) = &writable {
+        problems.push(e.to_string());
+    }
+    let (mut settings, settings_problem) = match LocalSettings::load(&profile.settings_path()) {
+        Ok(s) => (s, None),
+        Err(e) => {
+            problems.push(e.to_string());
+            (LocalSettings::default(), Some(Message::from(&e)))
+        }
+    };
+    if let Some((patients, calls)) = demo
+        && writable.is_ok()
+        && !profile.replica_path().exists()
+    {
+        eprintln!("Generating the demo clinic in {} …", profile.dir().display());
+        let opts = DemoOptions { patients, calls, seed: 1, now: clinicdesk::crm::now_millis() };
+        let summary = generate_replica(&profile.replica_path(), &opts)?;
+        if settings.user_login.is_none() && settings_problem.is_none() {
+            settings.user_login = Some(summary.operator_login);
+            settings.save(&profile.settings_path())?;
+        }
+    }
+    let replica = match writable {
+        Err(e) => Err(Message::from(&e)),
+        Ok(()) => Replica::open(&profile.replica_path()).map_err(|e| {
+            problems.push(e.to_string());
+            Message::from(&e)
+        }),
+    };
+    let fatal = replica.is_err();
+    for p in &problems {
+        eprintln!("clinicdesk: {p}");
+    }
+    let startup = Startup { profile, settings, settings_problem, replica, started };
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "opening the window");
+
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("ClinicDesk")
+            .with_app_id("clinicdesk")
+            .with_inner_size([1200.0, 760.0])
+            .with_min_inner_size([800.0, 500.0]),
+        ..Default::default()
+    };
+    eframe::run_native("ClinicDesk", options, Box::new(move |_cc| Ok(Box::new(ClinicApp::new(startup)))))
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+    Ok(if fatal { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,138 @@
+//! Starting and stopping the real peers, and test profiles.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clinicdesk::demo::{self, DemoOptions};
+use clinicdesk::store::Replica;
+
+/// The `clinicdesk` binary built for this test run.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_clinicdesk"))
+}
+
+/// Fails the test, naming the Debian package, when a peer is missing.
+pub fn require(program: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()));
+    match found {
+        Some(p) => p,
+        None => panic!("`{program}` is not installed: install the Debian package `{package}` (make test does)"),
+    }
+}
+
+/// A profile directory with a generated replica (small, fast).
+pub fn demo_profile(patients: usize, calls: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut replica = Replica::open(&dir.path().join("replica.sqlite")).expect("new replica");
+    let opts = DemoOptions { patients, calls, seed: 7, now: clinicdesk::crm::now_millis() };
+    demo::generate(&mut replica, &opts, &mut |_| {}).expect("demo data");
+    dir
+}
+
+/// Content hash of a file, to prove it was not touched.
+pub fn file_digest(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// A child process killed when dropped.
+pub struct Peer {
+    pub name: &'static str,
+    child: Child,
+}
+
+impl Peer {
+    pub fn spawn(name: &'static str, command: &mut Command) -> Peer {
+        let child = command.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Peer { name, child }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's stderr (spawned with `Stdio::piped()`).
+    pub fn take_stderr(&mut self) -> std::process::ChildStderr {
+        self.child.stderr.take().expect("stderr was not piped")
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `done` holds, or fails after `timeout` with `what`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An X server of our own on a free display number.
+pub struct Display {
+    pub name: String,
+    _xvfb: Peer,
+}
+
+impl Display {
+    pub fn start() -> Display {
+        let xvfb = require("Xvfb", "xvfb");
+        for n in 90..140 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                continue;
+            }
+            let name = format!(":{n}");
+            let mut peer = Peer::spawn(
+                "Xvfb",
+                Command::new(&xvfb)
+                    .args([&name, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            );
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) && peer.is_running() {
+                if Path::new(&socket).exists() {
+                    return Display { name, _xvfb: peer };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("could not start Xvfb on any display :90..:139");
+    }
+}
+
+/// A private D-Bus session bus.
+pub struct DbusSession {
+    pub address: String,
+    _dir: tempfile::TempDir,
+    _daemon: Peer,
+}
+
+impl DbusSession {
+    pub fn start() -> DbusSession {
+        let daemon = require("dbus-daemon", "dbus");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("bus");
+        let address = format!("unix:path={}", socket.display());
+        let peer = Peer::spawn(
+            "dbus-daemon",
+            Command::new(daemon)
+                .args(["--session", "--nofork", "--nopidfile", "--address", &address])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        wait_for("the D-Bus session socket", Duration::from_secs(10), || socket.exists());
+        DbusSession { address, _dir: dir, _daemon: peer }
+    }
+}
