@@ -180,6 +180,14 @@ impl Editor {
     /// Draws the editor; `Close` when the operator cancelled.
     pub fn ui(&mut self, ctx: &egui::Context, env: Env<'_>) -> Outcome {
         let mut outcome = Outcome::Open;
+        // Read the form's keys before the fields do, so Esc closes the form
+        // even while a field has the focus.
+        let (save, cancel) = ctx.input_mut(|i| {
+            (
+                i.consume_shortcut(&SHORTCUT_SAVE) || i.consume_shortcut(&SHORTCUT_SAVE_ENTER),
+                i.consume_key(Modifiers::NONE, Key::Escape),
+            )
+        });
         egui::Modal::new(egui::Id::unique("editor")).show(ctx, |ui| {
             ui.set_width(460.0);
             ui.heading(env.tr(self.title_key()));
@@ -218,12 +226,6 @@ impl Editor {
                     env.actions.push(super::Action::Go(Screen::People));
                 }
             });
-        });
-        let (save, cancel) = ctx.input_mut(|i| {
-            (
-                i.consume_shortcut(&SHORTCUT_SAVE) || i.consume_shortcut(&SHORTCUT_SAVE_ENTER),
-                i.consume_key(Modifiers::NONE, Key::Escape),
-            )
         });
         if save && !self.saving {
             self.save(&env);

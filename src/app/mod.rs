@@ -311,7 +311,7 @@ impl ClinicApp {
             if input.consume_shortcut(&SHORTCUT_REFRESH) {
                 actions.push(Action::Refresh);
             }
-            if input.consume_key(Modifiers::NONE, Key::Escape) && self.help_open {
+            if self.help_open && input.consume_key(Modifiers::NONE, Key::Escape) {
                 self.help_open = false;
             }
         });

@@ -56,16 +56,21 @@ pub fn choice_ui(
     field: &str,
     errors: &[FieldError],
 ) {
-    ui.label(env.tr(label_key));
+    let label = ui.label(env.tr(label_key));
     let none = env.tr("choice-none");
     let selected =
         value.as_deref().and_then(|id| choices.iter().find(|c| c.id == id)).map_or(none.clone(), |c| c.name.clone());
-    egui::ComboBox::from_id_salt(label_key).selected_text(selected).width(300.0).show_ui(ui, |ui| {
-        ui.selectable_value(value, None, none);
-        for c in choices {
-            ui.selectable_value(value, Some(c.id.clone()), &c.name);
-        }
-    });
+    egui::ComboBox::from_id_salt(label_key)
+        .selected_text(selected)
+        .width(300.0)
+        .show_ui(ui, |ui| {
+            ui.selectable_value(value, None, none);
+            for c in choices {
+                ui.selectable_value(value, Some(c.id.clone()), &c.name);
+            }
+        })
+        .response
+        .labelled_by(label.id);
     ui.end_row();
     field_errors_ui(ui, env, field, errors);
 }
@@ -80,18 +85,20 @@ pub fn enum_ui<E: Copy + PartialEq>(
     code: impl Fn(E) -> &'static str,
     prefix: &str,
 ) {
-    ui.label(env.tr(label_key));
+    let label = ui.label(env.tr(label_key));
     let name = |e: E| enum_text(env.i18n, prefix, code(e));
     let none = env.tr("choice-none");
-    egui::ComboBox::from_id_salt(label_key).selected_text(value.map_or(none.clone(), name)).width(300.0).show_ui(
-        ui,
-        |ui| {
+    egui::ComboBox::from_id_salt(label_key)
+        .selected_text(value.map_or(none.clone(), name))
+        .width(300.0)
+        .show_ui(ui, |ui| {
             ui.selectable_value(value, None, none);
             for e in all {
                 ui.selectable_value(value, Some(*e), name(*e));
             }
-        },
-    );
+        })
+        .response
+        .labelled_by(label.id);
     ui.end_row();
 }
 

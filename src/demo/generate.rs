@@ -44,8 +44,21 @@ const YEAR: Millis = 365 * DAY + DAY / 4;
 /// generated clinic. `progress` hears the name of each phase as it starts.
 pub fn generate(replica: &mut Replica, opts: &DemoOptions, progress: &mut dyn FnMut(&str)) -> Result<DemoSummary> {
     let cache_size: i64 = replica.conn().pragma_query_value(None, "cache_size", |r| r.get(0))?;
-    replica.conn().pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
+    let cache: i64 = std::env::var("DEMO_CACHE").map_or(BULK_CACHE_KIB, |v| v.parse().unwrap());
+    replica.conn().pragma_update(None, "cache_size", -cache)?;
+    if std::env::var("DEMO_FKOFF").is_ok() {
+        replica.conn().pragma_update(None, "foreign_keys", "OFF")?;
+    }
+    if let Ok(mode) = std::env::var("DEMO_JOURNAL") {
+        replica.conn().pragma_update(None, "journal_mode", mode)?;
+    }
+    let t0 = std::time::Instant::now();
     let filled = fill_and_commit(replica, opts, progress);
+    eprintln!("fill+commit {:?}", t0.elapsed());
+    if std::env::var("DEMO_JOURNAL").is_ok() {
+        replica.conn().pragma_update(None, "journal_mode", "WAL")?;
+        eprintln!("back to wal {:?}", t0.elapsed());
+    }
     replica.conn().pragma_update(None, "cache_size", cache_size)?;
     let summary = filled?;
     // Leave one compact file behind rather than a database and a WAL as big.
@@ -58,7 +71,9 @@ fn fill_and_commit(replica: &mut Replica, opts: &DemoOptions, progress: &mut dyn
     refuse_filled(&tx)?;
     let summary = fill(&tx, opts, progress)?;
     progress("saving");
+    let t0 = std::time::Instant::now();
     tx.commit()?;
+    eprintln!("commit {:?}", t0.elapsed());
     Ok(summary)
 }
 
@@ -1793,7 +1808,12 @@ mod big_timing {
         let path = dir.join("demo.db");
         let started = std::time::Instant::now();
         let mut replica = Replica::open(&path).unwrap();
-        let opts = DemoOptions { patients: std::env::var("DEMO_P").map_or(200_000, |v| v.parse().unwrap()), calls: std::env::var("DEMO_C").map_or(1_000_000, |v| v.parse().unwrap()), seed: 1, now: 1_741_770_000_000 };
+        let opts = DemoOptions {
+            patients: std::env::var("DEMO_P").map_or(200_000, |v| v.parse().unwrap()),
+            calls: std::env::var("DEMO_C").map_or(1_000_000, |v| v.parse().unwrap()),
+            seed: 1,
+            now: 1_741_770_000_000,
+        };
         let summary = generate(&mut replica, &opts, &mut |p| eprintln!("{:>7.2?} {p}", started.elapsed())).unwrap();
         let elapsed = started.elapsed();
         drop(replica);

@@ -41,19 +41,37 @@ fn settle(h: &mut Harness<'_, ClinicApp>, what: &str, mut done: impl FnMut(&Harn
     loop {
         h.step();
         if done(h) {
+            // Let sizes that changed with the news settle (egui lays out
+            // from the previous frame), so clicks land where they aim.
+            h.run_steps(3);
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}; the window holds:\n{}",
+            labels(h)
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
+/// Every label in the window, for a failure message.
+fn labels(h: &Harness<'_, ClinicApp>) -> String {
+    h.query_all_by(|_| true)
+        .filter_map(|n| {
+            let node = n.accesskit_node();
+            node.label().or_else(|| node.value()).map(|l| format!("{:?} {l:?}", node.role()))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn has_label(h: &Harness<'_, ClinicApp>, label: &str) -> bool {
-    h.query_by_label(label).is_some()
+    h.query_all_by_label(label).next().is_some()
 }
 
 fn has_text(h: &Harness<'_, ClinicApp>, part: &str) -> bool {
-    h.query_by_label_contains(part).is_some()
+    h.query_all_by_label_contains(part).next().is_some()
 }
 
 fn count(replica: &Path, sql: &str) -> i64 {
@@ -61,11 +79,25 @@ fn count(replica: &Path, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// Types into the text field labelled `field` (focusing it first).
+fn type_into(h: &mut Harness<'_, ClinicApp>, field: &str, text: &str) {
+    h.get_by_role_and_label(Role::TextInput, field).focus();
+    h.run_steps(1);
+    h.get_by_role_and_label(Role::TextInput, field).type_text(text);
+    h.run_steps(1);
+}
+
 /// Picks `option` in the combo box that follows the label `field`.
 fn choose(h: &mut Harness<'_, ClinicApp>, field: &str, option: &str) {
     h.get_by_role_and_label(Role::ComboBox, field).click();
     h.run_steps(2);
-    h.get_by_label(option).click();
+    // The popup's entry, not a row with the same text behind the form.
+    let entry = h
+        .query_all_by_label(option)
+        .filter(|n| !matches!(n.accesskit_node().role(), Role::Label | Role::Link))
+        .last()
+        .unwrap_or_else(|| panic!("no entry {option:?} in {field}:\n{}", labels(h)));
+    entry.click();
     h.run_steps(2);
 }
 
@@ -124,7 +156,7 @@ fn people_search_finds_by_number_part_name_and_typo() {
         let search = h.get_by_role_and_label(Role::TextInput, "Search");
         search.focus();
         h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-        h.get_by_role_and_label(Role::TextInput, "Search").type_text(&query);
+        type_into(&mut h, "Search", &query);
         settle(&mut h, &format!("{full} found by {query:?}"), |h| has_text(h, &full));
     }
     h.get_by_label_contains(&full).click();
@@ -140,7 +172,7 @@ fn an_inquiry_is_created_from_a_persons_page() {
     let mut h = harness(app_on(profile.path()));
     h.get_by_role_and_label(Role::Button, "People").click();
     h.run_steps(2);
-    h.get_by_role_and_label(Role::TextInput, "Search").type_text(&digits);
+    type_into(&mut h, "Search", &digits);
     settle(&mut h, "search result", |h| has_text(h, &last));
     h.get_by_label_contains(&format!("{last} {first}")).click();
     settle(&mut h, "person page", |h| h.query_by_role_and_label(Role::Button, "New inquiry").is_some());
@@ -180,7 +212,7 @@ fn a_task_is_created_and_a_bad_phone_is_explained() {
     settle(&mut h, "inquiries", |h| h.query_by_role_and_label(Role::Button, "New inquiry").is_some());
     h.get_by_role_and_label(Role::Button, "New inquiry").click();
     settle(&mut h, "form", |h| h.query_by_role_and_label(Role::TextInput, "Phone").is_some());
-    h.get_by_role_and_label(Role::TextInput, "Phone").type_text("12-34");
+    type_into(&mut h, "Phone", "12-34");
     choose(&mut h, "Reason", "Запись на приём");
     h.get_by_role_and_label(Role::Button, "Save").click();
     settle(&mut h, "the phone error", |h| has_text(h, "“12-34” has 4 digits"));
@@ -192,7 +224,7 @@ fn a_task_is_created_and_a_bad_phone_is_explained() {
     h.run_steps(2);
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::T);
     settle(&mut h, "task form", |h| h.query_by_role_and_label(Role::TextInput, "Title").is_some());
-    h.get_by_role_and_label(Role::TextInput, "Title").type_text("Перезвонить по анализам");
+    type_into(&mut h, "Title", "Перезвонить по анализам");
     choose(&mut h, "Task type", "Перезвонить");
     h.get_by_role_and_label(Role::Button, "Save").click();
     settle(&mut h, "saved", |h| h.state().editor().is_none());

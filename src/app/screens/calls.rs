@@ -6,7 +6,7 @@ use crate::app::lists::PagedList;
 use crate::app::services::ListKind;
 use crate::app::widgets::{OVERDUE, enum_text, format_duration, format_time, paged_table_ui};
 use crate::app::{Action, Env};
-use crate::crm::{CallDirection, CallResult, Phone};
+use crate::crm::{CallResult, Phone};
 use crate::store::queries::{CallFilter, CallRow};
 
 #[derive(Default)]
@@ -30,11 +30,7 @@ impl CallsScreen {
                 ui.label(format_time(call.started_at));
             });
             row.col(|ui| {
-                ui.label(match call.direction {
-                    CallDirection::In => "↙",
-                    CallDirection::Out => "↗",
-                })
-                .on_hover_text(enum_text(env.i18n, "call-direction", call.direction.code()));
+                ui.label(enum_text(env.i18n, "call-direction", call.direction.code()));
             });
             row.col(|ui| {
                 ui.label(Phone::from_e164_unchecked(call.peer.clone()).display());

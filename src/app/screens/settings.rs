@@ -54,24 +54,28 @@ impl SettingsScreen {
             ui.add_space(10.0);
 
             egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
-                ui.label(env.tr("setting-language"));
+                let label = ui.label(env.tr("setting-language"));
                 let current = Language::from_setting(s.language.as_deref());
                 let system = env.tr("setting-language-system");
                 let selected = match &s.language {
                     None => system.clone(),
                     Some(_) => current.native_name().to_owned(),
                 };
-                egui::ComboBox::from_id_salt("language").selected_text(selected).show_ui(ui, |ui| {
-                    dirty |= ui.selectable_value(&mut s.language, None, system).changed();
-                    for lang in Language::ALL {
-                        dirty |= ui
-                            .selectable_value(&mut s.language, Some(lang.code().to_owned()), lang.native_name())
-                            .changed();
-                    }
-                });
+                egui::ComboBox::from_id_salt("language")
+                    .selected_text(selected)
+                    .show_ui(ui, |ui| {
+                        dirty |= ui.selectable_value(&mut s.language, None, system).changed();
+                        for lang in Language::ALL {
+                            dirty |= ui
+                                .selectable_value(&mut s.language, Some(lang.code().to_owned()), lang.native_name())
+                                .changed();
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id);
                 ui.end_row();
 
-                ui.label(env.tr("setting-country"));
+                let label = ui.label(env.tr("setting-country"));
                 egui::ComboBox::from_id_salt("country")
                     .selected_text(enum_text(env.i18n, "country", s.country.code()))
                     .show_ui(ui, |ui| {
@@ -80,12 +84,14 @@ impl SettingsScreen {
                                 .selectable_value(&mut s.country, c, enum_text(env.i18n, "country", c.code()))
                                 .changed();
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(label.id);
                 ui.end_row();
 
-                ui.label(env.tr("setting-user-login"));
+                let label = ui.label(env.tr("setting-user-login"));
                 let mut login = s.user_login.clone().unwrap_or_default();
-                let edit = ui.text_edit_singleline(&mut login);
+                let edit = ui.text_edit_singleline(&mut login).labelled_by(label.id);
                 if edit.changed() {
                     s.user_login = Some(login.trim().to_owned()).filter(|l| !l.is_empty());
                 }
@@ -155,7 +161,7 @@ impl SettingsScreen {
 /// A device picker; true when the choice changed.
 fn device_ui(ui: &mut egui::Ui, env: &Env<'_>, key: &str, value: &mut Option<String>, devices: &[String]) -> bool {
     let mut changed = false;
-    ui.label(env.tr(key));
+    let label = ui.label(env.tr(key));
     let default = env.tr("setting-device-default");
     egui::ComboBox::from_id_salt(key)
         .selected_text(value.clone().unwrap_or_else(|| default.clone()))
@@ -165,7 +171,9 @@ fn device_ui(ui: &mut egui::Ui, env: &Env<'_>, key: &str, value: &mut Option<Str
             for d in devices {
                 changed |= ui.selectable_value(value, Some(d.clone()), d).changed();
             }
-        });
+        })
+        .response
+        .labelled_by(label.id);
     ui.end_row();
     changed
 }
