@@ -236,7 +236,8 @@ fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>) -> anyhow::R
     for p in &problems {
         eprintln!("clinicdesk: {p}");
     }
-    let startup = Startup { profile, settings, settings_problem, replica, started };
+    let frame_stats = std::env::var_os("CLINICDESK_FRAME_STATS").is_some();
+    let startup = Startup { profile, settings, settings_problem, replica, started, frame_stats };
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "opening the window");
 
     let options = eframe::NativeOptions {

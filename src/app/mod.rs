@@ -38,6 +38,9 @@ pub struct Startup {
     pub replica: Result<Replica, Message>,
     /// When the process started, to log the time to the first frame.
     pub started: Instant,
+    /// Log frame-time percentiles every few hundred frames (for the
+    /// scrolling figures; `CLINICDESK_FRAME_STATS=1`).
+    pub frame_stats: bool,
 }
 
 /// The screens of the navigation bar.
@@ -84,7 +87,7 @@ impl Screen {
 pub enum Action {
     Go(Screen),
     OpenPerson(String),
-    Edit(Editor),
+    Edit(Box<Editor>),
     /// Open an existing record in its editor (read first).
     Load(services::FormRef),
     /// Data changed: refetch what is on screen.
@@ -147,6 +150,7 @@ pub struct ClinicApp {
     /// Set until the first frame and the first rows are logged.
     started: Option<Instant>,
     first_rows_logged: bool,
+    frame_times: Option<Vec<Duration>>,
 }
 
 impl ClinicApp {
@@ -180,6 +184,7 @@ impl ClinicApp {
             help_open: false,
             started: Some(startup.started),
             first_rows_logged: false,
+            frame_times: startup.frame_stats.then(Vec::new),
         }
     }
 
@@ -302,10 +307,13 @@ impl ClinicApp {
             }
             if self.editor.is_none() {
                 if input.consume_shortcut(&SHORTCUT_NEW_INQUIRY) {
-                    actions.push(Action::Edit(Editor::new_inquiry(self.people.open_person_id())));
+                    actions.push(Action::Edit(Box::new(Editor::new_inquiry(self.people.open_person_id()))));
                 }
                 if input.consume_shortcut(&SHORTCUT_NEW_TASK) {
-                    actions.push(Action::Edit(Editor::new_task(self.people.open_person_id(), self.user.as_ref())));
+                    actions.push(Action::Edit(Box::new(Editor::new_task(
+                        self.people.open_person_id(),
+                        self.user.as_ref(),
+                    ))));
                 }
             }
             if input.consume_shortcut(&SHORTCUT_REFRESH) {
@@ -319,6 +327,27 @@ impl ClinicApp {
 
     /// Draws the whole window into `ui` (the eframe root, or a test harness).
     pub fn root_ui(&mut self, ui: &mut egui::Ui) {
+        let frame_start = Instant::now();
+        self.frame_ui(ui);
+        if let Some(times) = &mut self.frame_times {
+            times.push(frame_start.elapsed());
+            if times.len() == 200 {
+                times.sort();
+                let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+                tracing::info!(
+                    frames = times.len(),
+                    p50_ms = ms(times[times.len() / 2]),
+                    p99_ms = ms(times[times.len() * 99 / 100]),
+                    max_ms = ms(times[times.len() - 1]),
+                    cached_call_pages = self.calls.list.cached_pages(),
+                    "frame times (building the UI)"
+                );
+                times.clear();
+            }
+        }
+    }
+
+    fn frame_ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         if let Some(started) = self.started {
             if !self.first_rows_logged {
@@ -431,7 +460,7 @@ impl ClinicApp {
                         self.people.open(id, services);
                     }
                 }
-                Action::Edit(editor) => self.editor = Some(editor),
+                Action::Edit(editor) => self.editor = Some(*editor),
                 Action::Load(form) => {
                     if let Some(services) = &self.services {
                         services.query(Query::Form(form));

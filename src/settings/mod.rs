@@ -137,9 +137,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.toml");
         assert_eq!(LocalSettings::load(&path).unwrap(), LocalSettings::default());
-        let mut s = LocalSettings::default();
-        s.call_center_mode = true;
-        s.language = Some("uk".into());
+        let mut s = LocalSettings { call_center_mode: true, language: Some("uk".into()), ..Default::default() };
         s.sip.username = "101".into();
         s.save(&path).unwrap();
         assert_eq!(LocalSettings::load(&path).unwrap(), s);

@@ -28,7 +28,14 @@ fn app_on(dir: &Path) -> ClinicApp {
         Err(e) => (LocalSettings { language: Some("en".into()), ..Default::default() }, Some(Message::from(&e))),
     };
     let replica = Replica::open(&profile.replica_path()).map_err(|e| Message::from(&e));
-    ClinicApp::new(Startup { profile, settings, settings_problem, replica, started: Instant::now() })
+    ClinicApp::new(Startup {
+        profile,
+        settings,
+        settings_problem,
+        replica,
+        started: Instant::now(),
+        frame_stats: false,
+    })
 }
 
 fn harness(app: ClinicApp) -> Harness<'static, ClinicApp> {
@@ -94,8 +101,8 @@ fn choose(h: &mut Harness<'_, ClinicApp>, field: &str, option: &str) {
     // The popup's entry, not a row with the same text behind the form.
     let entry = h
         .query_all_by_label(option)
-        .filter(|n| !matches!(n.accesskit_node().role(), Role::Label | Role::Link))
-        .last()
+        .rev()
+        .find(|n| !matches!(n.accesskit_node().role(), Role::Label | Role::Link))
         .unwrap_or_else(|| panic!("no entry {option:?} in {field}:\n{}", labels(h)));
     entry.click();
     h.run_steps(2);

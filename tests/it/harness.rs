@@ -38,22 +38,17 @@ pub fn file_digest(path: &Path) -> Vec<u8> {
 
 /// A child process killed when dropped.
 pub struct Peer {
-    pub name: &'static str,
     child: Child,
 }
 
 impl Peer {
     pub fn spawn(name: &'static str, command: &mut Command) -> Peer {
         let child = command.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Peer { name, child }
+        Peer { child }
     }
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// The child's stderr (spawned with `Stdio::piped()`).

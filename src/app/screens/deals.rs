@@ -57,7 +57,7 @@ impl DealsScreen {
                 self.invalidate();
             }
             if env.rights.has(Right::EditDeals) && ui.button(env.tr("action-new-deal")).clicked() {
-                env.actions.push(Action::Edit(Editor::new_deal(None, self.deal_type_id.as_deref())));
+                env.actions.push(Action::Edit(Box::new(Editor::new_deal(None, self.deal_type_id.as_deref()))));
             }
         });
         let Some(deal_type_id) = self.deal_type_id.clone() else {

@@ -19,7 +19,7 @@ impl InquiriesScreen {
         ui.horizontal(|ui| {
             ui.heading(env.tr("nav-inquiries"));
             if env.rights.has(Right::ProcessInquiries) && ui.button(env.tr("action-new-inquiry")).clicked() {
-                env.actions.push(Action::Edit(Editor::new_inquiry(None)));
+                env.actions.push(Action::Edit(Box::new(Editor::new_inquiry(None))));
             }
         });
         if !env.rights.has(Right::ViewInquiries) {

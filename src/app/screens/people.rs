@@ -116,7 +116,7 @@ impl PeopleScreen {
         }
         if ui.button(env.tr("action-new-person")).clicked() {
             let phone = search_digits(&self.query).map(|_| self.query.trim().to_owned());
-            env.actions.push(Action::Edit(Editor::new_person(phone)));
+            env.actions.push(Action::Edit(Box::new(Editor::new_person(phone))));
         }
         ui.separator();
         if !self.query.trim().is_empty() && self.answered_seq == self.seq && self.results.is_empty() {
@@ -156,16 +156,16 @@ fn person_ui(ui: &mut egui::Ui, env: &mut Env<'_>, p: &PersonHistory) {
             env.actions.push(Action::Load(FormRef::Person(p.id.clone())));
         }
         if env.rights.has(Right::ProcessInquiries) && ui.button(env.tr("action-new-inquiry")).clicked() {
-            env.actions.push(Action::Edit(Editor::new_inquiry(Some(&p.id)).labelled(label.clone())));
+            env.actions.push(Action::Edit(Box::new(Editor::new_inquiry(Some(&p.id)).labelled(label.clone()))));
         }
         if env.rights.has(Right::EditTasks) && ui.button(env.tr("action-new-task")).clicked() {
-            env.actions.push(Action::Edit(Editor::new_task(Some(&p.id), env.user).labelled(label.clone())));
+            env.actions.push(Action::Edit(Box::new(Editor::new_task(Some(&p.id), env.user).labelled(label.clone()))));
         }
         if env.rights.has(Right::EditDeals) && ui.button(env.tr("action-new-deal")).clicked() {
-            env.actions.push(Action::Edit(Editor::new_deal(Some(&p.id), None).labelled(label.clone())));
+            env.actions.push(Action::Edit(Box::new(Editor::new_deal(Some(&p.id), None).labelled(label.clone()))));
         }
         if env.rights.has(Right::EditVisits) && ui.button(env.tr("action-new-visit")).clicked() {
-            env.actions.push(Action::Edit(Editor::new_visit(&p.id).labelled(label)));
+            env.actions.push(Action::Edit(Box::new(Editor::new_visit(&p.id).labelled(label))));
         }
     });
     ui.separator();

@@ -25,7 +25,7 @@ impl TasksScreen {
         ui.horizontal(|ui| {
             ui.heading(env.tr("nav-tasks"));
             if env.rights.has(Right::EditTasks) && ui.button(env.tr("action-new-task")).clicked() {
-                env.actions.push(Action::Edit(Editor::new_task(None, env.user)));
+                env.actions.push(Action::Edit(Box::new(Editor::new_task(None, env.user))));
             }
         });
         let mut choices = vec![(TaskFilter::MineOpen, "filter-my-tasks")];
