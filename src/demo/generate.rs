@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{CachedStatement, Connection, params};
-use uuid::Uuid;
 
 use super::calendar::{DAY, HOUR, MINUTE, Rhythm, SECOND, iso_date, local_day_start, visit_slot};
 use super::names::{
@@ -22,17 +21,13 @@ use super::reference::{
     STAGE_WON, TASK_CALL_BACK, TASK_CONFIRM_VISIT, TASK_OTHER, TASK_SEND_RESULTS, TEMPLATE_AFTER_TREATMENT,
     TEMPLATE_CALL_BACK, TEMPLATE_CONFIRM_VISIT, TEMPLATE_DOCUMENTS, TEMPLATE_SEND_RESULTS, TREATMENT,
 };
-use super::rng::Rng;
+use super::rng::{Id, Rng};
 use super::{DEMO_OPERATOR_LOGIN, DemoOptions, DemoSummary};
 use crate::crm::{Millis, Phone};
 use crate::store::{Replica, Result, StoreError, search};
 
 /// How far before `now` the generated history starts.
 const HISTORY_DAYS: i64 = 730;
-
-/// Page cache for the load (KiB): the indexes of a million calls fit, so
-/// pages are written once at commit instead of spilling again and again.
-const BULK_CACHE_KIB: i64 = 1024 * 1024;
 
 /// Share of strangers who start a family sharing a phone (about 8% of all
 /// people end up in one).
@@ -42,27 +37,28 @@ const YEAR: Millis = 365 * DAY + DAY / 4;
 
 /// Fills a replica (must be freshly created, i.e. empty tables) with a
 /// generated clinic. `progress` hears the name of each phase as it starts.
+///
+/// The load runs with a rollback journal instead of WAL when no other
+/// connection has the file open: its pages are then written once, straight
+/// into the file, where WAL would write them twice (to the log, then to the
+/// file). The replica's journal mode is put back afterwards, also on error.
 pub fn generate(replica: &mut Replica, opts: &DemoOptions, progress: &mut dyn FnMut(&str)) -> Result<DemoSummary> {
-    let cache_size: i64 = replica.conn().pragma_query_value(None, "cache_size", |r| r.get(0))?;
-    let cache: i64 = std::env::var("DEMO_CACHE").map_or(BULK_CACHE_KIB, |v| v.parse().unwrap());
-    replica.conn().pragma_update(None, "cache_size", -cache)?;
-    if std::env::var("DEMO_FKOFF").is_ok() {
-        replica.conn().pragma_update(None, "foreign_keys", "OFF")?;
-    }
-    if let Ok(mode) = std::env::var("DEMO_JOURNAL") {
-        replica.conn().pragma_update(None, "journal_mode", mode)?;
-    }
-    let t0 = std::time::Instant::now();
+    let conn = replica.conn();
+    let journal_mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    let switched = match conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0)) {
+        Ok(mode) => mode != journal_mode,
+        // Another connection has the file open: stay in WAL, slower but as correct.
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => false,
+        Err(e) => return Err(e.into()),
+    };
     let filled = fill_and_commit(replica, opts, progress);
-    eprintln!("fill+commit {:?}", t0.elapsed());
-    if std::env::var("DEMO_JOURNAL").is_ok() {
-        replica.conn().pragma_update(None, "journal_mode", "WAL")?;
-        eprintln!("back to wal {:?}", t0.elapsed());
-    }
-    replica.conn().pragma_update(None, "cache_size", cache_size)?;
+    let restored = if switched {
+        replica.conn().pragma_update_and_check(None, "journal_mode", &journal_mode, |_| Ok(()))
+    } else {
+        Ok(())
+    };
     let summary = filled?;
-    // Leave one compact file behind rather than a database and a WAL as big.
-    replica.conn().query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    restored?;
     Ok(summary)
 }
 
@@ -71,9 +67,7 @@ fn fill_and_commit(replica: &mut Replica, opts: &DemoOptions, progress: &mut dyn
     refuse_filled(&tx)?;
     let summary = fill(&tx, opts, progress)?;
     progress("saving");
-    let t0 = std::time::Instant::now();
     tx.commit()?;
-    eprintln!("commit {:?}", t0.elapsed());
     Ok(summary)
 }
 
@@ -109,25 +103,6 @@ fn fill(conn: &Connection, opts: &DemoOptions, progress: &mut dyn FnMut(&str)) -
     g.every_stage()?;
     g.summary.operator_login = DEMO_OPERATOR_LOGIN.to_owned();
     Ok(g.summary)
-}
-
-/// A UUID formatted on the stack for binding, without allocating.
-struct IdText([u8; 36]);
-
-impl ToSql for IdText {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(ValueRef::Text(&self.0)))
-    }
-}
-
-fn id(id: Uuid) -> IdText {
-    let mut buf = [0u8; 36];
-    id.hyphenated().encode_lower(&mut buf);
-    IdText(buf)
-}
-
-fn opt_id(v: Option<Uuid>) -> Option<IdText> {
-    v.map(id)
 }
 
 /// A phone number kept as the digits of its E.164 form, formatted on the
@@ -169,7 +144,7 @@ impl ToSql for PhoneText {
 /// from (E.164 digits), the first one the usual.
 #[derive(Clone, Copy)]
 struct Person {
-    id: Uuid,
+    id: Id,
     phones: [u64; 4],
     n_phones: usize,
 }
@@ -191,15 +166,15 @@ struct Family {
 /// A missed call waiting to be called back, with its inquiry (written once
 /// the callback settles it).
 struct Missed {
-    inquiry: Uuid,
-    call: Uuid,
+    inquiry: Id,
+    call: Id,
     person: Option<usize>,
     peer: u64,
     number: usize,
     created: Millis,
     attempts: u8,
     first_attempt: Option<Millis>,
-    operator: Option<Uuid>,
+    operator: Option<Id>,
 }
 
 /// How calling back a missed call ended.
@@ -210,31 +185,31 @@ enum Callback {
 }
 
 struct CallRow {
-    id: Uuid,
+    id: Id,
     direction: &'static str,
     peer: u64,
     did: Option<usize>,
     person: Option<usize>,
-    operator: Option<Uuid>,
+    operator: Option<Id>,
     started: Millis,
     answered: Option<Millis>,
     ended: Millis,
     result: &'static str,
-    inquiry: Option<Uuid>,
+    inquiry: Option<Id>,
 }
 
 struct InquiryRow {
-    id: Uuid,
+    id: Id,
     person: Option<usize>,
     phone: Option<u64>,
-    call: Option<Uuid>,
+    call: Option<Id>,
     channel: usize,
     campaign: Option<usize>,
     reason: Option<usize>,
     source: &'static str,
     status: &'static str,
     result: Option<usize>,
-    operator: Option<Uuid>,
+    operator: Option<Id>,
     note: &'static str,
     created: Millis,
     first_response: Option<Millis>,
@@ -242,14 +217,14 @@ struct InquiryRow {
 }
 
 struct DealRow {
-    id: Uuid,
+    id: Id,
     deal_type: usize,
     stage: usize,
     person: Option<usize>,
-    inquiry: Option<Uuid>,
+    inquiry: Option<Id>,
     title: &'static str,
     amount_cents: i64,
-    responsible: Option<Uuid>,
+    responsible: Option<Id>,
     created: Millis,
     closed: Option<Millis>,
     updated: Millis,
@@ -260,14 +235,14 @@ struct TaskRow<'a> {
     template: Option<usize>,
     title: &'a str,
     description: &'a str,
-    responsible: Option<Uuid>,
+    responsible: Option<Id>,
     deadline: Millis,
     remind: Option<Millis>,
     status: &'static str,
     person: Option<usize>,
-    inquiry: Option<Uuid>,
-    deal: Option<Uuid>,
-    created_by: Option<Uuid>,
+    inquiry: Option<Id>,
+    deal: Option<Id>,
+    created_by: Option<Id>,
     created: Millis,
     completed: Option<Millis>,
     updated: Millis,
@@ -491,7 +466,7 @@ impl<'c> Generator<'c> {
             let first_name = if female { females[first] } else { males[first].0 };
             let middle = if female { males[father].2 } else { males[father].1 };
 
-            let person_id = self.rng.uuid(at);
+            let person_id = self.rng.id(at);
             let birth = (!self.rng.chance(0.07)).then(|| iso_date(now - age * YEAR - self.rng.range(0, YEAR)));
             let email = (age >= 18 && self.rng.chance(0.12)).then(|| self.email(first_name, last, ua));
             let note = if self.rng.chance(0.03) { *self.rng.pick(PERSON_NOTES) } else { "" };
@@ -500,7 +475,7 @@ impl<'c> Generator<'c> {
                 format!("MIS-{imported:06}")
             });
             self.st.person.execute(params![
-                id(person_id),
+                person_id,
                 last,
                 first_name,
                 middle,
@@ -519,7 +494,7 @@ impl<'c> Generator<'c> {
             for (k, &(phone, kind)) in phones[..n_phones].iter().enumerate() {
                 person.phones[k] = phone;
                 let text = PhoneText::new(phone);
-                self.st.phone.execute(params![id(self.rng.uuid(at)), id(person_id), text, kind, at])?;
+                self.st.phone.execute(params![self.rng.id(at), person_id, text, kind, at])?;
                 indexed.push(Phone::from_e164_unchecked(text.as_str().to_owned()));
             }
             self.st.fts.execute(params![
@@ -596,7 +571,7 @@ impl<'c> Generator<'c> {
         if p.n_phones == 1 || self.rng.chance(0.85) { p.phones[0] } else { p.phones[self.rng.index(p.n_phones)] }
     }
 
-    fn operator(&mut self) -> Uuid {
+    fn operator(&mut self) -> Id {
         self.r.operators[self.rng.weighted(&[45, 32, 23])]
     }
 
@@ -661,7 +636,7 @@ impl<'c> Generator<'c> {
         };
         let number = self.rng.weighted(&self.r.number_weights);
         let mut call = CallRow {
-            id: self.rng.uuid(t),
+            id: self.rng.id(t),
             direction: "in",
             peer,
             did: Some(number),
@@ -682,7 +657,7 @@ impl<'c> Generator<'c> {
                 call.ended = answered + self.talk();
                 let p = if person.is_some() { 0.36 } else { 0.5 };
                 if self.rng.chance(p) {
-                    call.inquiry = Some(self.rng.uuid(call.ended.min(self.now)));
+                    call.inquiry = Some(self.rng.id(call.ended.min(self.now)));
                 }
                 self.insert_call(&call)?;
                 if let Some(inquiry) = call.inquiry {
@@ -694,7 +669,7 @@ impl<'c> Generator<'c> {
                 call.ended = t + self.rng.range(15, 45) * SECOND;
                 let created = call.ended.min(self.now);
                 if self.rng.chance(0.9) {
-                    call.inquiry = Some(self.rng.uuid(created));
+                    call.inquiry = Some(self.rng.id(created));
                 }
                 self.insert_call(&call)?;
                 if let Some(inquiry) = call.inquiry {
@@ -725,7 +700,7 @@ impl<'c> Generator<'c> {
     fn outgoing(&mut self, t: Millis) -> Result<()> {
         let operator = self.operator();
         let mut call = CallRow {
-            id: self.rng.uuid(t),
+            id: self.rng.id(t),
             direction: "out",
             peer: 0,
             did: None,
@@ -785,17 +760,17 @@ impl<'c> Generator<'c> {
         self.sip_call_id.clear();
         let _ = write!(self.sip_call_id, "{:016x}@pbx.zdorovie.local", self.rng.next_u64());
         self.st.call.execute(params![
-            id(c.id),
+            c.id,
             c.direction,
             PhoneText::new(c.peer),
             c.did.map(|n| self.r.numbers[n].did.as_str()),
-            opt_id(c.person.map(|p| self.people[p].id)),
-            opt_id(c.operator),
+            c.person.map(|p| self.people[p].id),
+            c.operator,
             c.started,
             answered,
             ended,
             c.result,
-            opt_id(c.inquiry),
+            c.inquiry,
             self.sip_call_id.as_str(),
             ended
         ])?;
@@ -829,7 +804,7 @@ impl<'c> Generator<'c> {
         if self.rng.chance(0.08) { INQUIRY_NOTES[self.rng.index(INQUIRY_NOTES.len())] } else { "" }
     }
 
-    fn answered_inquiry(&mut self, inquiry: Uuid, call: &CallRow, number: usize, operator: Uuid) -> Result<()> {
+    fn answered_inquiry(&mut self, inquiry: Id, call: &CallRow, number: usize, operator: Id) -> Result<()> {
         let now = self.now;
         let created = call.ended.min(now);
         let reason = self.rng.weighted(&self.r.reason_weights);
@@ -960,7 +935,7 @@ impl<'c> Generator<'c> {
             let list = &self.channel_campaigns[channel];
             (!list.is_empty() && self.rng.chance(0.3)).then(|| list[self.rng.index(list.len())])
         };
-        let inquiry = self.rng.uuid(t);
+        let inquiry = self.rng.id(t);
         let note = self.note();
         self.insert_inquiry(&InquiryRow {
             id: inquiry,
@@ -993,17 +968,17 @@ impl<'c> Generator<'c> {
     fn insert_inquiry(&mut self, q: &InquiryRow) -> Result<()> {
         let updated = q.closed.or(q.first_response).unwrap_or(q.created);
         self.st.inquiry.execute(params![
-            id(q.id),
-            opt_id(q.person.map(|p| self.people[p].id)),
+            q.id,
+            q.person.map(|p| self.people[p].id),
             q.phone.map(PhoneText::new),
-            opt_id(q.call),
-            id(self.r.channels[q.channel]),
-            opt_id(q.campaign.map(|c| self.r.campaigns[c].0)),
-            opt_id(q.reason.map(|r| self.r.reasons[r])),
+            q.call,
+            self.r.channels[q.channel],
+            q.campaign.map(|c| self.r.campaigns[c].0),
+            q.reason.map(|r| self.r.reasons[r]),
             q.source,
             q.status,
             q.result.map(|r| INQUIRY_RESULTS[r]),
-            opt_id(q.operator),
+            q.operator,
             q.note,
             q.created,
             q.first_response,
@@ -1019,12 +994,12 @@ impl<'c> Generator<'c> {
     /// a promised callback.
     fn follow_up(
         &mut self,
-        inquiry: Uuid,
+        inquiry: Id,
         person: Option<usize>,
         reason: usize,
         result: usize,
         at: Millis,
-        operator: Uuid,
+        operator: Id,
     ) -> Result<()> {
         let Some(person) = person else { return Ok(()) };
         match result {
@@ -1087,7 +1062,7 @@ impl<'c> Generator<'c> {
 
     /// "Call the patient back": promised in a conversation or left by an
     /// inquiry still in progress.
-    fn call_back_task(&mut self, inquiry: Uuid, person: Option<usize>, at: Millis, operator: Uuid) -> Result<()> {
+    fn call_back_task(&mut self, inquiry: Id, person: Option<usize>, at: Millis, operator: Id) -> Result<()> {
         let deadline = at + self.rng.range(2, 30) * HOUR;
         let (status, completed) = self.settle(at, deadline);
         self.insert_task(&TaskRow {
@@ -1138,14 +1113,7 @@ impl<'c> Generator<'c> {
 
     /// Books a visit for a closed inquiry, with a deal of `deal_type` if
     /// any; its stage follows the visit as the transition rules would move it.
-    fn book(
-        &mut self,
-        person: usize,
-        inquiry: Uuid,
-        deal_type: Option<usize>,
-        at: Millis,
-        operator: Uuid,
-    ) -> Result<()> {
+    fn book(&mut self, person: usize, inquiry: Id, deal_type: Option<usize>, at: Millis, operator: Id) -> Result<()> {
         let now = self.now;
         let doctor = self.rng.weighted(&self.r.doctor_weights);
         let specialty = &SPECIALTIES[self.r.doctors[doctor].specialty];
@@ -1169,7 +1137,7 @@ impl<'c> Generator<'c> {
                 };
                 let price =
                     if deal_type == DIAGNOSTICS { specialty.diagnostics_price } else { specialty.first_visit_price };
-                let deal = self.rng.uuid(at);
+                let deal = self.rng.id(at);
                 self.insert_deal(&DealRow {
                     id: deal,
                     deal_type,
@@ -1241,16 +1209,16 @@ impl<'c> Generator<'c> {
         plan: &VisitPlan,
         person: usize,
         doctor: usize,
-        deal: Option<Uuid>,
-        inquiry: Option<Uuid>,
+        deal: Option<Id>,
+        inquiry: Option<Id>,
         service: &'static str,
         booked: Millis,
     ) -> Result<()> {
         self.st.visit.execute(params![
-            id(self.rng.uuid(booked)),
-            id(self.people[person].id),
-            id(self.r.doctors[doctor].id),
-            opt_id(deal),
+            self.rng.id(booked),
+            self.people[person].id,
+            self.r.doctors[doctor].id,
+            deal,
             service,
             plan.start,
             plan.duration_min,
@@ -1284,13 +1252,13 @@ impl<'c> Generator<'c> {
 
     /// A course of treatment the doctor proposes after a first visit: a deal
     /// of its own and a series of visits.
-    fn treatment(&mut self, person: usize, inquiry: Uuid, doctor: usize, at: Millis) -> Result<()> {
+    fn treatment(&mut self, person: usize, inquiry: Id, doctor: usize, at: Millis) -> Result<()> {
         let now = self.now;
         let specialty = &SPECIALTIES[self.r.doctors[doctor].specialty];
         let doctor_id = self.r.doctors[doctor].id;
         let (lo, hi) = specialty.treatment_price;
         let amount_cents = self.rng.range(lo / 500, hi / 500 + 1) * 500 * 100;
-        let deal = self.rng.uuid(at);
+        let deal = self.rng.id(at);
         let mut row = DealRow {
             id: deal,
             deal_type: TREATMENT,
@@ -1373,7 +1341,7 @@ impl<'c> Generator<'c> {
 
     /// A patient asked about prices and is still thinking (a fresh deal), or
     /// never came back (lost after a couple of weeks).
-    fn considered_deal(&mut self, person: usize, inquiry: Uuid, at: Millis, operator: Uuid) -> Result<()> {
+    fn considered_deal(&mut self, person: usize, inquiry: Id, at: Millis, operator: Id) -> Result<()> {
         let now = self.now;
         let deal_type = if self.rng.chance(0.8) { PRIMARY } else { DIAGNOSTICS };
         let specialty = &SPECIALTIES[self.r.doctors[self.rng.weighted(&self.r.doctor_weights)].specialty];
@@ -1387,7 +1355,7 @@ impl<'c> Generator<'c> {
         } else {
             (STAGE_LOST, Some((at + self.rng.range(3, 15) * DAY).min(now)))
         };
-        let deal = self.rng.uuid(at);
+        let deal = self.rng.id(at);
         self.insert_deal(&DealRow {
             id: deal,
             deal_type,
@@ -1405,15 +1373,15 @@ impl<'c> Generator<'c> {
 
     fn insert_deal(&mut self, d: &DealRow) -> Result<()> {
         self.st.deal.execute(params![
-            id(d.id),
-            id(self.r.deal_types[d.deal_type]),
-            id(self.r.stages[d.deal_type][d.stage]),
-            opt_id(d.person.map(|p| self.people[p].id)),
-            opt_id(d.inquiry),
+            d.id,
+            self.r.deal_types[d.deal_type],
+            self.r.stages[d.deal_type][d.stage],
+            d.person.map(|p| self.people[p].id),
+            d.inquiry,
             d.title,
             d.amount_cents,
             DEAL_TYPES[d.deal_type].1[d.stage].1,
-            opt_id(d.responsible),
+            d.responsible,
             d.created,
             d.closed,
             d.updated
@@ -1425,19 +1393,19 @@ impl<'c> Generator<'c> {
 
     fn insert_task(&mut self, t: &TaskRow<'_>) -> Result<()> {
         self.st.task.execute(params![
-            id(self.rng.uuid(t.created)),
-            id(self.r.task_types[t.task_type]),
-            opt_id(t.template.map(|k| self.r.templates[k])),
+            self.rng.id(t.created),
+            self.r.task_types[t.task_type],
+            t.template.map(|k| self.r.templates[k]),
             t.title,
             t.description,
-            opt_id(t.responsible),
+            t.responsible,
             t.deadline,
             t.remind,
             t.status,
-            opt_id(t.person.map(|p| self.people[p].id)),
-            opt_id(t.inquiry),
-            opt_id(t.deal),
-            opt_id(t.created_by),
+            t.person.map(|p| self.people[p].id),
+            t.inquiry,
+            t.deal,
+            t.created_by,
             t.created,
             t.completed,
             t.updated
@@ -1456,7 +1424,7 @@ impl<'c> Generator<'c> {
         let me = Some(self.r.operators[0]);
         let left_today = local_day_start(now) + DAY - now;
         let tomorrow_10 = local_day_start(now) + DAY + 10 * HOUR;
-        let tasks: [(usize, &str, Millis, Option<Uuid>); 14] = [
+        let tasks: [(usize, &str, Millis, Option<Id>); 14] = [
             (TASK_CALL_BACK, "Перезвонить по пропущенному звонку", now - 40 * MINUTE, me),
             (TASK_CONFIRM_VISIT, "Подтвердить визит", now - 3 * HOUR, me),
             (TASK_SEND_RESULTS, "Отправить результаты анализов", now - DAY - 2 * HOUR, me),
@@ -1526,7 +1494,7 @@ impl<'c> Generator<'c> {
                 };
                 let responsible = if deal_type == TREATMENT { self.r.doctors[doctor].id } else { self.operator() };
                 let person = self.pick_person(created);
-                let deal = self.rng.uuid(created);
+                let deal = self.rng.id(created);
                 self.insert_deal(&DealRow {
                     id: deal,
                     deal_type,
@@ -1653,6 +1621,8 @@ mod tests {
         let problems: Vec<String> = fk.query_map([], |r| r.get::<_, String>(0)).unwrap().map(|r| r.unwrap()).collect();
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(count(conn, "SELECT count(*) FROM outbox"), 0);
+        let journal: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(journal, "wal");
         assert_eq!(count(conn, "SELECT count(*) FROM people_fts"), count(conn, "SELECT count(*) FROM people"));
         assert_eq!(
             count(
@@ -1784,6 +1754,20 @@ mod tests {
     }
 
     #[test]
+    fn another_open_connection_only_slows_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo.db");
+        let mut replica = Replica::open(&path).unwrap();
+        let reader = Replica::open_read_only(&path).unwrap();
+        assert_eq!(count(reader.conn(), "SELECT count(*) FROM people"), 0);
+        let opts = DemoOptions { patients: 50, calls: 200, seed: 1, now: NOW };
+        generate(&mut replica, &opts, &mut |_| {}).unwrap();
+        assert_eq!(count(reader.conn(), "SELECT count(*) FROM people"), 50);
+        let journal: String = replica.conn().pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(journal, "wal");
+    }
+
+    #[test]
     fn a_filled_replica_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut replica = Replica::open(&dir.path().join("demo.db")).unwrap();
@@ -1792,32 +1776,5 @@ mod tests {
         let err = generate(&mut replica, &opts, &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("already has data"), "{err}");
         assert_eq!(count(replica.conn(), "SELECT count(*) FROM people"), 20);
-    }
-}
-
-#[cfg(test)]
-mod big_timing {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn demo_big_timing() {
-        let dir = std::path::Path::new("/tmp/demo_big");
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).unwrap();
-        let path = dir.join("demo.db");
-        let started = std::time::Instant::now();
-        let mut replica = Replica::open(&path).unwrap();
-        let opts = DemoOptions {
-            patients: std::env::var("DEMO_P").map_or(200_000, |v| v.parse().unwrap()),
-            calls: std::env::var("DEMO_C").map_or(1_000_000, |v| v.parse().unwrap()),
-            seed: 1,
-            now: 1_741_770_000_000,
-        };
-        let summary = generate(&mut replica, &opts, &mut |p| eprintln!("{:>7.2?} {p}", started.elapsed())).unwrap();
-        let elapsed = started.elapsed();
-        drop(replica);
-        let size: u64 = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
-        eprintln!("elapsed {elapsed:?}, size {} MB, {summary:?}", size / 1_000_000);
     }
 }

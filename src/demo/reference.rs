@@ -4,10 +4,9 @@
 //! types and templates, global settings).
 
 use rusqlite::{Connection, params};
-use uuid::Uuid;
 
 use super::calendar::DAY;
-use super::rng::Rng;
+use super::rng::{Id, Rng};
 use crate::crm::{Millis, RoleCode};
 use crate::store::Result;
 
@@ -289,7 +288,7 @@ const GLOBAL_SETTINGS: [(&str, &str); 3] =
     [("missed_call_deadline_min", "15"), ("clinic_name", "\"Клиника «Здоровье»\""), ("default_country", "\"RU\"")];
 
 pub struct Doctor {
-    pub id: Uuid,
+    pub id: Id,
     pub specialty: usize,
 }
 
@@ -302,22 +301,22 @@ pub struct TrackingNumber {
 /// The ids of the setup rows, for the rows that refer to them.
 pub struct Reference {
     /// "operator", "operator2", "operator3".
-    pub operators: [Uuid; 3],
-    pub supervisor: Uuid,
-    pub nurse: Uuid,
+    pub operators: [Id; 3],
+    pub supervisor: Id,
+    pub nurse: Id,
     pub doctors: Vec<Doctor>,
     pub doctor_weights: Vec<u32>,
-    pub channels: Vec<Uuid>,
-    pub campaigns: Vec<(Uuid, usize)>,
+    pub channels: Vec<Id>,
+    pub campaigns: Vec<(Id, usize)>,
     pub numbers: Vec<TrackingNumber>,
     pub number_weights: Vec<u32>,
-    pub reasons: Vec<Uuid>,
+    pub reasons: Vec<Id>,
     pub reason_weights: Vec<u32>,
-    pub deal_types: Vec<Uuid>,
+    pub deal_types: Vec<Id>,
     /// `stages[deal type][position]`.
-    pub stages: Vec<[Uuid; 5]>,
-    pub task_types: Vec<Uuid>,
-    pub templates: Vec<Uuid>,
+    pub stages: Vec<[Id; 5]>,
+    pub task_types: Vec<Id>,
+    pub templates: Vec<Id>,
 }
 
 impl Reference {
@@ -330,46 +329,46 @@ impl Reference {
 /// Writes the setup rows, all created at `at` (the clinic's first day with
 /// ClinicDesk); `period_start` dates the campaigns.
 pub fn write(conn: &Connection, rng: &mut Rng, at: Millis, period_start: Millis) -> Result<Reference> {
-    let mut org_units: Vec<Uuid> = Vec::new();
+    let mut org_units: Vec<Id> = Vec::new();
     for (name, parent) in ORG_UNITS {
-        let id = rng.uuid(at);
+        let id = rng.id(at);
         conn.execute(
             "INSERT INTO org_units (id, name, parent_id, updated_at) VALUES (?, ?, ?, ?)",
-            params![id.to_string(), name, parent.map(|p| org_units[p].to_string()), at],
+            params![id, name, parent.map(|p| org_units[p]), at],
         )?;
         org_units.push(id);
     }
 
-    let mut roles: Vec<(RoleCode, Uuid)> = Vec::new();
+    let mut roles: Vec<(RoleCode, Id)> = Vec::new();
     for (code, name) in ROLE_NAMES {
-        let id = rng.uuid(at);
+        let id = rng.id(at);
         conn.execute(
             "INSERT INTO roles (id, code, name, updated_at) VALUES (?, ?, ?, ?)",
-            params![id.to_string(), code.code(), name, at],
+            params![id, code.code(), name, at],
         )?;
         for right in crate::crm::Right::ALL.iter().filter(|r| code.default_rights().has(**r)) {
             conn.execute(
                 "INSERT INTO role_rights (id, role_id, right_code, updated_at) VALUES (?, ?, ?, ?)",
-                params![rng.uuid(at).to_string(), id.to_string(), right.code(), at],
+                params![rng.id(at), id, right.code(), at],
             )?;
         }
         roles.push((code, id));
     }
-    let role_id = |code: RoleCode| roles.iter().find(|(c, _)| *c == code).map(|(_, id)| id.to_string());
+    let role_id = |code: RoleCode| roles.iter().find(|(c, _)| *c == code).map(|(_, id)| id);
 
-    let mut users: Vec<(&str, Uuid)> = Vec::new();
+    let mut users: Vec<(&str, Id)> = Vec::new();
     let mut doctors = Vec::new();
     for (login, full_name, role, unit, specialty, sip) in STAFF {
-        let id = rng.uuid(at);
+        let id = rng.id(at);
         conn.execute(
             "INSERT INTO users (id, login, full_name, role_id, org_unit_id, specialty, sip_extension, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             params![
-                id.to_string(),
+                id,
                 login,
                 full_name,
                 role_id(role),
-                org_units[unit].to_string(),
+                org_units[unit],
                 specialty.map(|s| SPECIALTIES[s].name),
                 sip,
                 at
@@ -380,40 +379,32 @@ pub fn write(conn: &Connection, rng: &mut Rng, at: Millis, period_start: Millis)
         }
         users.push((login, id));
     }
-    let user = |login: &str| users.iter().find(|(l, _)| *l == login).map_or(Uuid::nil(), |(_, id)| *id);
+    let user = |login: &str| users.iter().find(|(l, _)| *l == login).map_or(Id::NIL, |(_, id)| *id);
     for (login, right, granted) in USER_RIGHTS {
         conn.execute(
             "INSERT INTO user_rights (id, user_id, right_code, granted, updated_at) VALUES (?, ?, ?, ?, ?)",
-            params![rng.uuid(at).to_string(), user(login).to_string(), right.code(), granted, at],
+            params![rng.id(at), user(login), right.code(), granted, at],
         )?;
     }
 
     let mut channels = Vec::new();
     for (name, kind, _) in CHANNELS {
-        let id = rng.uuid(at);
+        let id = rng.id(at);
         conn.execute(
             "INSERT INTO ad_channels (id, name, kind, updated_at) VALUES (?, ?, ?, ?)",
-            params![id.to_string(), name, kind, at],
+            params![id, name, kind, at],
         )?;
         channels.push(id);
     }
     let mut campaigns = Vec::new();
     for (channel, name, budget, start, len, _) in CAMPAIGNS {
-        let id = rng.uuid(at);
+        let id = rng.id(at);
         let starts = period_start + start * DAY;
         let ends = (len > 0).then(|| super::calendar::iso_date(starts + len * DAY));
         conn.execute(
             "INSERT INTO campaigns (id, channel_id, name, budget_cents, starts_on, ends_on, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
-            params![
-                id.to_string(),
-                channels[channel].to_string(),
-                name,
-                budget * 100,
-                super::calendar::iso_date(starts),
-                ends,
-                at
-            ],
+            params![id, channels[channel], name, budget * 100, super::calendar::iso_date(starts), ends, at],
         )?;
         campaigns.push((id, channel));
     }
@@ -435,41 +426,29 @@ pub fn write(conn: &Connection, rng: &mut Rng, at: Millis, period_start: Millis)
         number.did = format!("+749512340{:02}", 10 + i);
         conn.execute(
             "INSERT INTO tracking_numbers (id, did_e164, channel_id, campaign_id, updated_at) VALUES (?, ?, ?, ?, ?)",
-            params![
-                rng.uuid(at).to_string(),
-                number.did,
-                channels[number.channel].to_string(),
-                number.campaign.map(|c| campaigns[c].0.to_string()),
-                at
-            ],
+            params![rng.id(at), number.did, channels[number.channel], number.campaign.map(|c| campaigns[c].0), at],
         )?;
     }
 
     let mut reasons = Vec::new();
     for (name, _, _) in REASONS {
-        let id = rng.uuid(at);
-        conn.execute(
-            "INSERT INTO inquiry_reasons (id, name, updated_at) VALUES (?, ?, ?)",
-            params![id.to_string(), name, at],
-        )?;
+        let id = rng.id(at);
+        conn.execute("INSERT INTO inquiry_reasons (id, name, updated_at) VALUES (?, ?, ?)", params![id, name, at])?;
         reasons.push(id);
     }
 
     let mut deal_types = Vec::new();
     let mut stages = Vec::new();
     for (name, stage_defs) in DEAL_TYPES {
-        let id = rng.uuid(at);
-        conn.execute(
-            "INSERT INTO deal_types (id, name, updated_at) VALUES (?, ?, ?)",
-            params![id.to_string(), name, at],
-        )?;
-        let mut ids = [Uuid::nil(); 5];
+        let id = rng.id(at);
+        conn.execute("INSERT INTO deal_types (id, name, updated_at) VALUES (?, ?, ?)", params![id, name, at])?;
+        let mut ids = [Id::NIL; 5];
         for (position, (stage, outcome)) in stage_defs.iter().enumerate() {
-            ids[position] = rng.uuid(at);
+            ids[position] = rng.id(at);
             conn.execute(
                 "INSERT INTO deal_stages (id, deal_type_id, name, position, outcome, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?)",
-                params![ids[position].to_string(), id.to_string(), stage, position as i64 + 1, outcome, at],
+                params![ids[position], id, stage, position as i64 + 1, outcome, at],
             )?;
         }
         deal_types.push(id);
@@ -479,33 +458,27 @@ pub fn write(conn: &Connection, rng: &mut Rng, at: Millis, period_start: Millis)
         conn.execute(
             "INSERT INTO auto_transition_rules (id, deal_type_id, visit_status, target_stage_id, updated_at)
              VALUES (?, ?, ?, ?, ?)",
-            params![
-                rng.uuid(at).to_string(),
-                deal_types[deal_type].to_string(),
-                visit_status,
-                stages[deal_type][stage].to_string(),
-                at
-            ],
+            params![rng.id(at), deal_types[deal_type], visit_status, stages[deal_type][stage], at],
         )?;
     }
 
     let mut task_types = Vec::new();
     for (code, name) in TASK_TYPES {
-        let id = rng.uuid(at);
+        let id = rng.id(at);
         conn.execute(
             "INSERT INTO task_types (id, code, name, updated_at) VALUES (?, ?, ?, ?)",
-            params![id.to_string(), code, name, at],
+            params![id, code, name, at],
         )?;
         task_types.push(id);
     }
     let mut templates = Vec::new();
     for (task_type, title, deadline, reminder, role) in TEMPLATES {
-        let id = rng.uuid(at);
+        let id = rng.id(at);
         conn.execute(
             "INSERT INTO task_templates (id, task_type_id, title, deadline_offset_min, reminder_offset_min,
                                          responsible_role_id, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
-            params![id.to_string(), task_types[task_type].to_string(), title, deadline, reminder, role_id(role), at],
+            params![id, task_types[task_type], title, deadline, reminder, role_id(role), at],
         )?;
         templates.push(id);
     }
@@ -513,7 +486,7 @@ pub fn write(conn: &Connection, rng: &mut Rng, at: Millis, period_start: Millis)
     for (key, value) in GLOBAL_SETTINGS {
         conn.execute(
             "INSERT INTO global_settings (id, key, value, updated_at) VALUES (?, ?, ?, ?)",
-            params![rng.uuid(at).to_string(), key, value, at],
+            params![rng.id(at), key, value, at],
         )?;
     }
 

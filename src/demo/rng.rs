@@ -2,9 +2,32 @@
 //! SplitMix64): the same seed gives the same clinic on every machine and
 //! build, which a library generator does not promise across versions.
 
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use uuid::Uuid;
 
 use crate::crm::Millis;
+
+/// A row id as stored: a UUIDv7 in its 36-character text form, formatted
+/// once when the row is created and bound without allocating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Id([u8; 36]);
+
+impl Id {
+    /// Stands for no row (never written).
+    pub const NIL: Id = Id(*b"00000000-0000-0000-0000-000000000000");
+
+    pub fn new(uuid: Uuid) -> Id {
+        let mut text = [0u8; 36];
+        uuid.hyphenated().encode_lower(&mut text);
+        Id(text)
+    }
+}
+
+impl ToSql for Id {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(&self.0)))
+    }
+}
 
 pub struct Rng {
     s: [u64; 4],
@@ -87,6 +110,11 @@ impl Rng {
         let b = self.next_u64().to_le_bytes();
         let bytes = [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1]];
         uuid::Builder::from_unix_timestamp_millis(ms.max(0) as u64, &bytes).into_uuid()
+    }
+
+    /// [`Rng::uuid`] as stored.
+    pub fn id(&mut self, ms: Millis) -> Id {
+        Id::new(self.uuid(ms))
     }
 }
 
