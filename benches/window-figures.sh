@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/debug/clinicdesk}
-REPLICA=target/bench-data/replica-200000-1000000.sqlite
+REPLICA=${CLINICDESK_REPLICA:-target/bench-data/replica-200000-1000000.sqlite}
 [ -x "$BIN" ] || { echo "build first: cargo build"; exit 1; }
 [ -f "$REPLICA" ] || { echo "no $REPLICA: run cargo bench --bench store first"; exit 1; }
 command -v Xvfb >/dev/null || { echo "install xvfb"; exit 1; }

@@ -5,5 +5,11 @@ pub mod app;
 pub mod crm;
 pub mod demo;
 pub mod i18n;
+#[cfg(feature = "wip-media")]
+pub mod media;
 pub mod settings;
+#[cfg(feature = "wip-sip")]
+pub mod sip;
 pub mod store;
+#[cfg(feature = "wip-sync")]
+pub mod sync;

@@ -60,6 +60,24 @@ enum Cmd {
     /// Open the profile and its replica (applying migrations) and report
     /// what it holds; exits non-zero with the reason when it cannot.
     Check,
+    /// The softphone without a window: JSON events on stdout, commands on stdin.
+    #[cfg(feature = "wip-sip")]
+    Phone(clinicdesk::sip::cli::PhoneArgs),
+    /// The clinic's shared PostgreSQL database.
+    #[cfg(feature = "wip-sync")]
+    Server {
+        #[command(subcommand)]
+        action: clinicdesk::sync::cli::ServerCmd,
+    },
+    /// The sync engine without a window.
+    #[cfg(feature = "wip-sync")]
+    Sync(clinicdesk::sync::cli::SyncArgs),
+    /// Import data from another system.
+    #[cfg(feature = "wip-sync")]
+    Import {
+        #[command(subcommand)]
+        what: clinicdesk::sync::cli::ImportCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -91,7 +109,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLINICDESK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     let result = match cli.command {
         None => run_window(cli.profile.as_deref(), None),
         Some(Cmd::Demo { patients, calls }) => run_window(cli.profile.as_deref(), Some((patients, calls))),
@@ -101,6 +124,14 @@ fn main() -> ExitCode {
         }
         Some(Cmd::Password { action }) => password(action),
         Some(Cmd::Check) => check(cli.profile.as_deref()),
+        #[cfg(feature = "wip-sip")]
+        Some(Cmd::Phone(args)) => clinicdesk::sip::cli::run_phone(cli.profile.as_deref(), args),
+        #[cfg(feature = "wip-sync")]
+        Some(Cmd::Server { action }) => clinicdesk::sync::cli::run_server(action),
+        #[cfg(feature = "wip-sync")]
+        Some(Cmd::Sync(args)) => clinicdesk::sync::cli::run_sync(cli.profile.as_deref(), args),
+        #[cfg(feature = "wip-sync")]
+        Some(Cmd::Import { what }) => clinicdesk::sync::cli::run_import(cli.profile.as_deref(), what),
     };
     match result {
         Ok(code) => code,

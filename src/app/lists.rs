@@ -42,11 +42,15 @@ impl<R> PagedList<R> {
         self.asked.clear();
     }
 
-    /// The row count, once known; asks for it otherwise.
+    /// The row count, once known; asks for it otherwise, together with the
+    /// first page, so the first rows do not wait for a second round trip.
     pub fn total(&mut self, need: &mut Vec<Need>) -> Option<usize> {
         if self.total.is_none() && !self.count_asked {
             self.count_asked = true;
             need.push(Need::Count(self.generation));
+            if self.asked.insert(0) {
+                need.push(Need::Page(self.generation, 0));
+            }
         }
         self.total
     }
@@ -99,7 +103,7 @@ mod tests {
         assert_eq!(list.total(&mut need), None);
         assert!(list.row(5, &mut need).is_none());
         assert!(list.row(7, &mut need).is_none());
-        assert_eq!(need.len(), 2, "one count, one page");
+        assert_eq!(need.len(), 2, "one count and the first page, asked once");
         list.set_total(0, 1000);
         list.set_page(0, 0, (0..100).collect());
         assert_eq!(list.row(7, &mut need), Some(&7));

@@ -447,6 +447,9 @@ impl ClinicApp {
         for action in actions {
             match action {
                 Action::Go(screen) => {
+                    if screen == Screen::People && self.screen != Screen::People {
+                        self.people.focus_search();
+                    }
                     self.screen = screen;
                     if screen == Screen::Settings
                         && let Some(s) = &self.services

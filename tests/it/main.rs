@@ -6,4 +6,10 @@ mod cli;
 mod gui;
 mod harness;
 mod keyring;
+#[cfg(feature = "wip-media")]
+mod media;
+#[cfg(feature = "wip-sip")]
+mod sip;
+#[cfg(feature = "wip-sync")]
+mod sync;
 mod window;
