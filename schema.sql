@@ -359,3 +359,11 @@ CREATE TABLE sync_state (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
 );
+
+-- What the operator is typing (e.g. the inquiry during a call), saved as
+-- they type so a crash or a dropped call loses nothing.
+CREATE TABLE drafts (
+    key        TEXT PRIMARY KEY NOT NULL,   -- e.g. 'inquiry:<sip call id>'
+    form       TEXT NOT NULL,               -- JSON
+    updated_at INTEGER NOT NULL
+);

@@ -8,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use clinicdesk::demo::{self, DemoOptions};
 use clinicdesk::store::queries::{self, CallFilter, PAGE_SIZE};
-use clinicdesk::store::{Replica, search};
+use clinicdesk::store::{Replica, card, search};
 
 fn size(var: &str, default: usize) -> usize {
     std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -74,6 +74,52 @@ fn store(c: &mut Criterion) {
     g.finish();
 
     c.bench_function("person history", |b| b.iter(|| queries::person_history(conn, &person_id).unwrap()));
+
+    caller_card(c, conn);
+}
+
+/// The caller card for numbers of the clinic (known, shared by a family,
+/// unknown), by criterion, and as p50/p99 over 10,000 lookups of different
+/// numbers (the figure the caller-card issue asks for).
+fn caller_card(c: &mut Criterion, conn: &rusqlite::Connection) {
+    let numbers: Vec<String> = conn
+        .prepare("SELECT phone_e164 FROM person_phones WHERE rowid % 37 = 0 LIMIT 10000")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let shared: String = conn
+        .query_row("SELECT phone_e164 FROM person_phones GROUP BY phone_e164 HAVING count(*) > 2 LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let now = 1_795_000_000_000;
+    let did = Some("+74951234010");
+    let mut g = c.benchmark_group("caller card");
+    g.bench_function("known number", |b| b.iter(|| card::caller_card(conn, &numbers[0], did, now).unwrap()));
+    g.bench_function("family number", |b| b.iter(|| card::caller_card(conn, &shared, did, now).unwrap()));
+    g.bench_function("unknown number", |b| b.iter(|| card::caller_card(conn, "+79000000000", did, now).unwrap()));
+    g.finish();
+
+    let mut times: Vec<f64> = numbers
+        .iter()
+        .map(|n| {
+            let start = std::time::Instant::now();
+            let card =
+                card::caller_card(conn, &card::caller_number(n, clinicdesk::crm::Country::Ru), did, now).unwrap();
+            assert!(!card.people.is_empty());
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "caller card over {} different numbers: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        times.len(),
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+        times[times.len() - 1]
+    );
 }
 
 criterion_group! {

@@ -5,6 +5,8 @@
 //! through [`Replica::write`], one transaction that also records each change
 //! in the outbox for sync: nothing is written outside a transaction.
 
+pub mod calls;
+pub mod card;
 pub mod forms;
 mod migrate;
 pub mod queries;
