@@ -252,6 +252,8 @@ mod tests {
         add("visit-status", VisitStatus::ALL.iter().map(|v| v.code()).collect());
         add("role", RoleCode::ALL.iter().map(|v| v.code()).collect());
         add("country", vec![Country::Ru.code(), Country::Ua.code()]);
+        // The kinds of person_phones (schema.sql).
+        add("phone-kind", vec!["mobile", "home", "work", "relative", "other"]);
         let missing: Vec<_> = wanted.iter().filter(|k| !en.contains(*k)).collect();
         assert!(missing.is_empty(), "no translation for {missing:?}");
     }

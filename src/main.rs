@@ -268,7 +268,7 @@ fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>) -> anyhow::R
         eprintln!("clinicdesk: {p}");
     }
     let frame_stats = std::env::var_os("CLINICDESK_FRAME_STATS").is_some();
-    let startup = Startup { profile, settings, settings_problem, replica, started, frame_stats };
+    let startup = Startup { profile, settings, settings_problem, replica, started, frame_stats, phone: None };
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "opening the window");
 
     let options = eframe::NativeOptions {

@@ -29,6 +29,12 @@ pub struct Editor {
     pub form: Form,
     /// Who the record is about, shown read-only.
     pub person_label: Option<String>,
+    /// Where the form is kept as a draft while it is typed (inquiries of a
+    /// call).
+    draft_key: Option<String>,
+    /// The call this inquiry is about is still going on: saving waits for
+    /// its call-log entry.
+    call_in_progress: bool,
     field_errors: Vec<FieldError>,
     error: Option<Message>,
     saving: bool,
@@ -47,7 +53,14 @@ pub fn saved_key(kind: RecordKind) -> &'static str {
         RecordKind::Task => "status-task-saved",
         RecordKind::Deal => "status-deal-saved",
         RecordKind::Visit => "status-visit-saved",
+        RecordKind::Call => "status-call-recorded",
+        RecordKind::Draft => "status-draft-saved",
     }
+}
+
+/// Where the inquiry typed during a call is kept.
+pub fn draft_key_for(call_id: &str) -> String {
+    format!("inquiry:{call_id}")
 }
 
 /// "Now + hours", rounded to the minute, as the deadline field shows it.
@@ -57,7 +70,15 @@ fn local_in(hours: i64) -> String {
 
 impl Editor {
     fn with(form: Form) -> Editor {
-        Editor { form, person_label: None, field_errors: Vec::new(), error: None, saving: false }
+        Editor {
+            form,
+            person_label: None,
+            draft_key: None,
+            call_in_progress: false,
+            field_errors: Vec::new(),
+            error: None,
+            saving: false,
+        }
     }
 
     pub fn from_loaded(form: LoadedForm) -> Editor {
@@ -106,6 +127,70 @@ impl Editor {
             duration_min: "30".into(),
             ..Default::default()
         }))
+    }
+
+    /// The inquiry of a call, pre-filled from what the softphone knows.
+    pub fn for_call(call: &super::calls::CallView) -> Editor {
+        let person_id = call.person_id();
+        let label = person_id.as_ref().and_then(|id| {
+            call.card.as_ref().and_then(|c| c.people.iter().find(|p| &p.id == id)).map(|p| p.full_name.clone())
+        });
+        let form = InquiryForm {
+            person_id,
+            phone: call.number.clone(),
+            call_id: Some(call.call_id.clone()),
+            channel_id: call.card.as_ref().and_then(|c| c.tracking.as_ref()).map(|t| t.channel_id.clone()),
+            source: Some(InquirySource::Call),
+            status: Some(InquiryStatus::Closed),
+            ..Default::default()
+        };
+        Editor::from_draft(draft_key_for(&call.call_id), form).labelled(label).during_call(true)
+    }
+
+    /// A draft form restored (after a restart, or a call).
+    pub fn from_draft(key: String, form: InquiryForm) -> Editor {
+        let mut editor = Editor::with(Form::Inquiry(form));
+        editor.draft_key = Some(key);
+        editor
+    }
+
+    pub fn during_call(mut self, in_progress: bool) -> Editor {
+        self.call_in_progress = in_progress;
+        self
+    }
+
+    pub fn set_call_in_progress(&mut self, in_progress: bool) {
+        self.call_in_progress = in_progress;
+    }
+
+    /// The call this editor's inquiry is about.
+    pub fn call_id(&self) -> Option<&str> {
+        match &self.form {
+            Form::Inquiry(f) => f.call_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The draft to keep: its key and the form.
+    pub fn draft(&self) -> Option<(String, &InquiryForm)> {
+        match (&self.draft_key, &self.form) {
+            (Some(key), Form::Inquiry(f)) => Some((key.clone(), f)),
+            _ => None,
+        }
+    }
+
+    pub fn draft_key(&self) -> Option<&str> {
+        self.draft_key.as_deref()
+    }
+
+    /// Suggests a result from what happened during the call, unless the
+    /// operator chose one.
+    pub fn suggest_result(&mut self, result: InquiryResult) {
+        if let Form::Inquiry(f) = &mut self.form
+            && f.result.is_none()
+        {
+            f.result = Some(result);
+        }
     }
 
     pub fn labelled(mut self, person_label: Option<String>) -> Editor {
@@ -209,9 +294,12 @@ impl Editor {
                 error_text_ui(ui, &error.text(env.i18n));
             }
             ui.add_space(8.0);
+            if self.call_in_progress {
+                ui.label(egui::RichText::new(env.tr("form-save-after-call")).weak());
+            }
             ui.horizontal(|ui| {
                 let save = ui
-                    .add_enabled(!self.saving, egui::Button::new(env.tr("action-save")))
+                    .add_enabled(!self.saving && !self.call_in_progress, egui::Button::new(env.tr("action-save")))
                     .on_hover_text(ctx.format_shortcut(&SHORTCUT_SAVE));
                 if save.clicked() {
                     self.save(&env);
@@ -227,7 +315,7 @@ impl Editor {
                 }
             });
         });
-        if save && !self.saving {
+        if save && !self.saving && !self.call_in_progress {
             self.save(&env);
         }
         // Only Esc or Cancel close: a stray click beside the form must not

@@ -5,6 +5,7 @@
 //! becomes an [`Action`] collected while drawing and applied once at the end
 //! of the frame. Nothing here reads the disk or waits.
 
+pub mod calls;
 pub mod forms;
 mod help;
 pub mod lists;
@@ -19,6 +20,7 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 
 use crate::crm::*;
 use crate::i18n::{I18n, Language};
+use crate::phone::{PhoneCommand, PhoneLink};
 use crate::settings::{LocalSettings, Profile};
 use crate::store::Replica;
 use crate::store::queries::{CurrentUser, Dictionaries};
@@ -41,12 +43,15 @@ pub struct Startup {
     /// Log frame-time percentiles every few hundred frames (for the
     /// scrolling figures; `CLINICDESK_FRAME_STATS=1`).
     pub frame_stats: bool,
+    /// The link to the softphone, when telephony runs on this workstation.
+    pub phone: Option<PhoneLink>,
 }
 
 /// The screens of the navigation bar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Screen {
     Calls,
+    Missed,
     Inquiries,
     Deals,
     Tasks,
@@ -55,12 +60,20 @@ pub enum Screen {
 }
 
 impl Screen {
-    pub const ALL: [Screen; 6] =
-        [Screen::Calls, Screen::Inquiries, Screen::Deals, Screen::Tasks, Screen::People, Screen::Settings];
+    pub const ALL: [Screen; 7] = [
+        Screen::Calls,
+        Screen::Missed,
+        Screen::Inquiries,
+        Screen::Deals,
+        Screen::Tasks,
+        Screen::People,
+        Screen::Settings,
+    ];
 
     fn title_key(self) -> &'static str {
         match self {
             Screen::Calls => "nav-calls",
+            Screen::Missed => "nav-missed",
             Screen::Inquiries => "nav-inquiries",
             Screen::Deals => "nav-deals",
             Screen::Tasks => "nav-tasks",
@@ -72,11 +85,12 @@ impl Screen {
     fn shortcut(self) -> KeyboardShortcut {
         let key = match self {
             Screen::Calls => Key::Num1,
-            Screen::Inquiries => Key::Num2,
-            Screen::Deals => Key::Num3,
-            Screen::Tasks => Key::Num4,
-            Screen::People => Key::Num5,
-            Screen::Settings => Key::Num6,
+            Screen::Missed => Key::Num2,
+            Screen::Inquiries => Key::Num3,
+            Screen::Deals => Key::Num4,
+            Screen::Tasks => Key::Num5,
+            Screen::People => Key::Num6,
+            Screen::Settings => Key::Num7,
         };
         KeyboardShortcut::new(Modifiers::ALT, key)
     }
@@ -93,6 +107,8 @@ pub enum Action {
     /// Data changed: refetch what is on screen.
     Refresh,
     ToggleHelp,
+    /// Call a number (click-to-call, call back).
+    Dial(String),
 }
 
 /// What a screen needs to draw itself.
@@ -140,6 +156,8 @@ pub struct ClinicApp {
     rights: Rights,
     screen: Screen,
     calls: screens::calls::CallsScreen,
+    missed: screens::missed::MissedScreen,
+    phone: calls::Calls,
     inquiries: screens::inquiries::InquiriesScreen,
     deals: screens::deals::DealsScreen,
     tasks: screens::tasks::TasksScreen,
@@ -175,6 +193,14 @@ impl ClinicApp {
             rights: RoleCode::Operator.default_rights(),
             screen: Screen::Calls,
             calls: Default::default(),
+            missed: Default::default(),
+            phone: {
+                let mut phone = calls::Calls::default();
+                if let Some(link) = startup.phone {
+                    phone.connect(link);
+                }
+                phone
+            },
             inquiries: Default::default(),
             deals: Default::default(),
             tasks: Default::default(),
@@ -204,12 +230,19 @@ impl ClinicApp {
         self.user.as_ref()
     }
 
+    /// The calls in progress.
+    pub fn calls_in_progress(&self) -> &[calls::CallView] {
+        &self.phone.calls
+    }
+
     /// Starts the services on the first frame, when the egui context to
     /// wake is known.
     fn ensure_services(&mut self, ctx: &egui::Context) {
         if let Some(replica) = self.pending_replica.take() {
             let services = Services::start(replica, self.profile.settings_path(), ctx.clone());
             services.query(Query::Dictionaries);
+            services.query(Query::Drafts);
+            self.phone.wake(ctx);
             let login = self.settings.user_login.clone().unwrap_or_default();
             if !login.is_empty() {
                 services.query(Query::User { login });
@@ -253,6 +286,10 @@ impl ClinicApp {
                 Event::Form(None) => self.notices.push(Message::new("err-record-gone")),
                 Event::Saved { kind, id } => {
                     let opened_person = self.editor.as_ref().and_then(|e| e.person_id()).map(str::to_owned);
+                    if let Some(key) = self.editor.as_ref().and_then(|e| e.draft_key()) {
+                        services.command(Command::DeleteDraft { key: key.to_owned() });
+                        services.query(Query::Drafts);
+                    }
                     self.editor = None;
                     self.status = Some((Message::new(forms::saved_key(kind)), Instant::now()));
                     refresh = true;
@@ -270,6 +307,34 @@ impl ClinicApp {
                 Event::SettingsFailed(m) | Event::SecretFailed(m) | Event::ReadFailed(m) => self.notices.push(m),
                 Event::SecretStored => self.status = Some((Message::new("status-password-saved"), Instant::now())),
                 Event::AudioDevices { inputs, outputs } => self.settings_screen.set_devices(inputs, outputs),
+                Event::CallRecorded { recorded, result, visit_booked } => {
+                    if let Some(editor) = &mut self.editor
+                        && editor.call_id() == Some(recorded.call_id.as_str())
+                    {
+                        editor.set_call_in_progress(false);
+                        // A visit booked while talking means "booked";
+                        // otherwise the talk itself was the consultation.
+                        if visit_booked {
+                            editor.suggest_result(InquiryResult::Booked);
+                        } else if result == CallResult::Answered {
+                            editor.suggest_result(InquiryResult::Consultation);
+                        }
+                    }
+                    if result == CallResult::Missed {
+                        self.status = Some((Message::new("status-missed-recorded"), Instant::now()));
+                    }
+                    refresh = true;
+                }
+                Event::Drafts(drafts) => {
+                    if self.editor.is_none()
+                        && let Some((key, form)) = drafts.into_iter().next()
+                        && let Ok(form) = serde_json::from_value::<InquiryForm>(form)
+                    {
+                        self.editor = Some(Editor::from_draft(key, form));
+                        self.status = Some((Message::new("status-draft-restored"), Instant::now()));
+                    }
+                }
+                Event::MissedCalls(rows) => self.missed.set_rows(rows),
             }
             if Instant::now() > deadline {
                 break;
@@ -286,6 +351,7 @@ impl ClinicApp {
         self.inquiries.list.invalidate();
         self.tasks.list.invalidate();
         self.deals.invalidate();
+        self.missed.invalidate();
         if let Some(services) = &self.services {
             self.people.refresh(services);
         }
@@ -371,6 +437,21 @@ impl ClinicApp {
         }
         self.shortcuts(&ctx, &mut actions);
         let Some(services) = &self.services else { return };
+        for event in self.phone.drain() {
+            let mut call_env = calls::CallEnv {
+                services,
+                user_id: self.user.as_ref().map(|u| u.id.clone()),
+                editor: &mut self.editor,
+            };
+            self.phone.handle(event, &mut call_env);
+        }
+        if let Some(editor) = &mut self.editor
+            && let Some(call_id) = editor.call_id()
+        {
+            let in_progress = self.phone.in_progress(call_id);
+            editor.set_call_in_progress(in_progress);
+        }
+        self.phone.autosave_draft(&ctx, self.editor.as_ref(), services);
 
         let mut env = Env {
             i18n: &self.i18n,
@@ -393,6 +474,7 @@ impl ClinicApp {
             .show(ui, |ui| {
                 match self.screen {
                     Screen::Calls => self.calls.ui(ui, &mut env),
+                    Screen::Missed => self.missed.ui(ui, &mut env),
                     Screen::Inquiries => self.inquiries.ui(ui, &mut env),
                     Screen::Deals => self.deals.ui(ui, &mut env),
                     Screen::Tasks => self.tasks.ui(ui, &mut env),
@@ -420,8 +502,25 @@ impl ClinicApp {
                 actions: &mut actions,
             };
             if editor.ui(&ctx, env) == forms::Outcome::Close {
+                // Closing on purpose discards the draft.
+                if let Some(key) = editor.draft_key() {
+                    services.command(Command::DeleteDraft { key: key.to_owned() });
+                }
                 self.editor = None;
             }
+        }
+        if !self.phone.calls.is_empty() {
+            let mut env = Env {
+                i18n: &self.i18n,
+                services,
+                dicts: &self.dicts,
+                user: self.user.as_ref(),
+                rights: &self.rights,
+                now: now_millis(),
+                country: self.settings.country,
+                actions: &mut actions,
+            };
+            calls::caller_cards_ui(&ctx, &mut env, &mut self.phone, &self.settings);
         }
         if self.help_open {
             help::help_ui(&ctx, &self.i18n, &mut self.help_open);
@@ -471,6 +570,7 @@ impl ClinicApp {
                 }
                 Action::Refresh => self.refresh(),
                 Action::ToggleHelp => self.help_open = !self.help_open,
+                Action::Dial(number) => self.phone.send(PhoneCommand::Dial { number }),
             }
         }
     }

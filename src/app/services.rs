@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use super::message::Message;
 use crate::crm::*;
 use crate::settings::{LocalSettings, secrets};
+use crate::store::calls::{FinishedCall, MissedCallRow, RecordedCall, drafts, missed_calls, visit_booked_since};
 use crate::store::queries::{self, *};
 use crate::store::{Replica, forms, search};
 
@@ -64,6 +65,10 @@ pub enum Query {
     },
     /// An existing record, to edit it.
     Form(FormRef),
+    /// Drafts left by a crash or a dropped call.
+    Drafts,
+    /// The missed-calls board.
+    MissedCalls,
 }
 
 /// A record to open in its editor.
@@ -109,6 +114,15 @@ pub enum Command {
     },
     /// List the audio devices (for the Settings screen).
     ListAudioDevices,
+    /// A call ended: log it and apply the missed-call rules.
+    RecordCall(FinishedCall),
+    SaveDraft {
+        key: String,
+        form: serde_json::Value,
+    },
+    DeleteDraft {
+        key: String,
+    },
 }
 
 /// What was saved.
@@ -119,6 +133,8 @@ pub enum RecordKind {
     Task,
     Deal,
     Visit,
+    Call,
+    Draft,
 }
 
 /// An answer or a report from a service.
@@ -169,6 +185,13 @@ pub enum Event {
         inputs: Vec<String>,
         outputs: Vec<String>,
     },
+    CallRecorded {
+        recorded: RecordedCall,
+        result: CallResult,
+        visit_booked: bool,
+    },
+    Drafts(Vec<(String, serde_json::Value)>),
+    MissedCalls(Vec<MissedCallRow>),
     /// A read failed (the replica may be damaged).
     ReadFailed(Message),
 }
@@ -316,6 +339,8 @@ fn answer(conn: &rusqlite::Connection, query: Query) -> crate::store::Result<Eve
             FormRef::Deal(id) => forms::deal(conn, &id)?.map(LoadedForm::Deal),
             FormRef::Visit(id) => forms::visit(conn, &id)?.map(LoadedForm::Visit),
         }),
+        Query::Drafts => Event::Drafts(drafts(conn)?),
+        Query::MissedCalls => Event::MissedCalls(missed_calls(conn, 500)?),
     })
 }
 
@@ -349,9 +374,31 @@ fn writer_loop(mut replica: Replica, settings_path: PathBuf, commands: Receiver<
                 let (inputs, outputs) = audio_devices();
                 Event::AudioDevices { inputs, outputs }
             }
+            Command::RecordCall(call) => match record(&mut replica, &call) {
+                Ok((recorded, visit_booked)) => Event::CallRecorded { recorded, result: call.result, visit_booked },
+                Err(e) => Event::SaveFailed { kind: RecordKind::Call, error: Message::from(&e) },
+            },
+            Command::SaveDraft { key, form } => match replica.save_draft(&key, &form) {
+                Ok(()) => continue,
+                Err(e) => Event::SaveFailed { kind: RecordKind::Draft, error: Message::from(&e) },
+            },
+            Command::DeleteDraft { key } => match replica.delete_draft(&key) {
+                Ok(()) => continue,
+                Err(e) => Event::SaveFailed { kind: RecordKind::Draft, error: Message::from(&e) },
+            },
         };
         events.send(event);
     }
+}
+
+/// Records a call; says whether a visit was booked while it went on.
+fn record(replica: &mut Replica, call: &FinishedCall) -> crate::store::Result<(RecordedCall, bool)> {
+    let recorded = replica.record_call(call)?;
+    let booked = match (&call.person_id, call.answered_at) {
+        (Some(person), Some(answered)) => visit_booked_since(replica.conn(), person, answered)?,
+        _ => false,
+    };
+    Ok((recorded, booked))
 }
 
 /// Names of the capture and playback devices cpal sees.

@@ -189,8 +189,10 @@ pub fn format_local_datetime(millis: Millis) -> String {
         .unwrap_or_default()
 }
 
-/// The inquiry form: after a call, or by hand.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The inquiry form: after a call, or by hand. Serialisable: during a call
+/// it is kept as a draft.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InquiryForm {
     pub id: Option<String>,
     pub person_id: Option<String>,

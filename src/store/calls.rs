@@ -16,6 +16,9 @@ const DEFAULT_MISSED_CALL_DEADLINE_MIN: i64 = 15;
 /// A finished call as the softphone saw it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FinishedCall {
+    /// The id the call log entry gets (chosen when the call started, so an
+    /// inquiry typed during the call can refer to it); new when absent.
+    pub id: Option<String>,
     pub direction: CallDirection,
     /// The other party, normalised (see `card::caller_number`).
     pub peer: String,
@@ -49,7 +52,7 @@ impl Replica {
     pub fn record_call(&mut self, call: &FinishedCall) -> Result<RecordedCall> {
         let deadline_min = self.missed_call_deadline_min()?;
         self.write(|w| {
-            let call_id = new_id();
+            let call_id = call.id.clone().unwrap_or_else(new_id);
             let person_id = match &call.person_id {
                 Some(id) => Some(id.clone()),
                 None => only_person_with(w.tx(), &call.peer)?,
@@ -279,6 +282,17 @@ pub fn missed_calls(conn: &rusqlite::Connection, limit: usize) -> Result<Vec<Mis
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Whether a visit was booked for `person_id` since `since` (the call's
+/// answer): the inquiry's result is then suggested as "booked".
+pub fn visit_booked_since(conn: &rusqlite::Connection, person_id: &str, since: Millis) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM visits WHERE person_id = ? AND updated_at >= ? AND status IN ('booked', 'confirmed')
+             AND deleted_at IS NULL)",
+        )?
+        .query_row(rusqlite::params![person_id, since], |r| r.get(0))?)
+}
+
 /// The draft stored under `key`, if any.
 pub fn draft(conn: &rusqlite::Connection, key: &str) -> Result<Option<serde_json::Value>> {
     let form: Option<String> =
@@ -301,6 +315,7 @@ mod tests {
 
     fn missed(peer: &str, at: Millis) -> FinishedCall {
         FinishedCall {
+            id: None,
             direction: CallDirection::In,
             peer: peer.into(),
             did: Some("+74951234010".into()),

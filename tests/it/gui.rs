@@ -15,7 +15,12 @@ use clinicdesk::store::Replica;
 use super::harness::demo_profile;
 
 /// The app on `dir`, in English, as the demo operator.
-fn app_on(dir: &Path) -> ClinicApp {
+pub fn app_on(dir: &Path) -> ClinicApp {
+    app_with_phone(dir, None)
+}
+
+/// The same, linked to a softphone (the test plays the user agent).
+pub fn app_with_phone(dir: &Path, phone: Option<clinicdesk::phone::PhoneLink>) -> ClinicApp {
     let profile = Profile::resolve(Some(dir), None).unwrap();
     let settings_path = profile.settings_path();
     if !settings_path.exists() {
@@ -35,15 +40,16 @@ fn app_on(dir: &Path) -> ClinicApp {
         replica,
         started: Instant::now(),
         frame_stats: false,
+        phone,
     })
 }
 
-fn harness(app: ClinicApp) -> Harness<'static, ClinicApp> {
+pub fn harness(app: ClinicApp) -> Harness<'static, ClinicApp> {
     Harness::builder().with_size([1280.0, 800.0]).build_ui_state(|ui, app: &mut ClinicApp| app.root_ui(ui), app)
 }
 
 /// Steps frames until `done` holds: the services answer on their threads.
-fn settle(h: &mut Harness<'_, ClinicApp>, what: &str, mut done: impl FnMut(&Harness<'_, ClinicApp>) -> bool) {
+pub fn settle(h: &mut Harness<'_, ClinicApp>, what: &str, mut done: impl FnMut(&Harness<'_, ClinicApp>) -> bool) {
     let start = Instant::now();
     loop {
         h.step();
@@ -73,21 +79,21 @@ fn labels(h: &Harness<'_, ClinicApp>) -> String {
         .join("\n")
 }
 
-fn has_label(h: &Harness<'_, ClinicApp>, label: &str) -> bool {
+pub fn has_label(h: &Harness<'_, ClinicApp>, label: &str) -> bool {
     h.query_all_by_label(label).next().is_some()
 }
 
-fn has_text(h: &Harness<'_, ClinicApp>, part: &str) -> bool {
+pub fn has_text(h: &Harness<'_, ClinicApp>, part: &str) -> bool {
     h.query_all_by_label_contains(part).next().is_some()
 }
 
-fn count(replica: &Path, sql: &str) -> i64 {
+pub fn count(replica: &Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(replica).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 /// Types into the text field labelled `field` (focusing it first).
-fn type_into(h: &mut Harness<'_, ClinicApp>, field: &str, text: &str) {
+pub fn type_into(h: &mut Harness<'_, ClinicApp>, field: &str, text: &str) {
     h.get_by_role_and_label(Role::TextInput, field).focus();
     h.run_steps(1);
     h.get_by_role_and_label(Role::TextInput, field).type_text(text);
@@ -95,7 +101,7 @@ fn type_into(h: &mut Harness<'_, ClinicApp>, field: &str, text: &str) {
 }
 
 /// Picks `option` in the combo box that follows the label `field`.
-fn choose(h: &mut Harness<'_, ClinicApp>, field: &str, option: &str) {
+pub fn choose(h: &mut Harness<'_, ClinicApp>, field: &str, option: &str) {
     h.get_by_role_and_label(Role::ComboBox, field).click();
     h.run_steps(2);
     // The popup's entry, not a row with the same text behind the form.
@@ -119,7 +125,7 @@ fn navigation_reaches_every_screen_by_click_and_shortcut() {
         h.get_by_role_and_label(Role::Button, nav).click();
         settle(&mut h, heading, |h| h.query_all_by_label(heading).count() >= 2);
     }
-    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num3);
+    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num4);
     settle(&mut h, "the deal board", |h| h.state().screen() == clinicdesk::app::Screen::Deals);
     settle(&mut h, "the stages", |h| has_text(h, "Записан"));
     h.key_press(egui::Key::F1);
@@ -227,7 +233,7 @@ fn a_task_is_created_and_a_bad_phone_is_explained() {
     settle(&mut h, "form closed", |h| h.state().editor().is_none());
     assert_eq!(count(&replica, "SELECT count(*) FROM inquiries"), inquiries_before);
 
-    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num4);
+    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num5);
     h.run_steps(2);
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::T);
     settle(&mut h, "task form", |h| h.query_by_role_and_label(Role::TextInput, "Title").is_some());
@@ -243,7 +249,7 @@ fn a_task_is_created_and_a_bad_phone_is_explained() {
 fn settings_toggles_survive_a_restart() {
     let profile = demo_profile(20, 50);
     let mut h = harness(app_on(profile.path()));
-    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num6);
+    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num7);
     settle(&mut h, "settings", |h| has_label(h, "Enable CRM call-center mode"));
     let toggled = |h: &Harness<'_, ClinicApp>, label: &str| {
         h.get_by_role_and_label(Role::CheckBox, label).accesskit_node().toggled() == Some(Toggled::True)
@@ -259,7 +265,7 @@ fn settings_toggles_survive_a_restart() {
     drop(h);
 
     let mut h = harness(app_on(profile.path()));
-    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num6);
+    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num7);
     settle(&mut h, "settings again", |h| has_label(h, "Enable CRM call-center mode"));
     assert!(toggled(&h, "Enable CRM call-center mode"));
     assert!(!toggled(&h, "Show task deadline notifications"));
@@ -293,7 +299,7 @@ fn a_settings_typo_is_shown_and_the_file_kept() {
     let mut h = harness(app_on(profile.path()));
     settle(&mut h, "the notice", |h| has_text(h, "unknown field `show_history_durring_call`"));
     h.get_by_role_and_label(Role::Button, "OK").click();
-    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num6);
+    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num7);
     settle(&mut h, "settings", |h| has_text(h, "changes apply now but are not saved"));
     h.get_by_role_and_label(Role::CheckBox, "Enable CRM call-center mode").click();
     h.run_steps(5);

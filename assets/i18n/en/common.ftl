@@ -94,3 +94,7 @@ visit-status-booked = Booked
 visit-status-confirmed = Confirmed
 visit-status-arrived = Patient arrived
 visit-status-cancelled = Cancelled
+status-call-recorded = Call recorded
+status-draft-saved = Draft kept
+status-missed-recorded = Missed call: a call-back task was created
+status-draft-restored = An unsaved inquiry was restored

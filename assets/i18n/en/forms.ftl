@@ -35,3 +35,4 @@ field-service = Service
 field-starts = Starts
 field-duration = Duration, min
 field-cancel-reason = Reason for cancelling
+form-save-after-call = Save after the call ends.

@@ -38,3 +38,34 @@ history-deals = Deals ({ $count })
 history-tasks = Tasks ({ $count })
 history-visits = Visits ({ $count })
 history-calls = Calls ({ $count })
+
+nav-missed = Missed calls
+missed-none = No missed calls wait for a call back.
+col-first-missed = Missed at
+col-attempts = Attempts
+action-call-back = Call back
+
+# The caller card.
+card-title-incoming = Incoming call
+card-title-dialing = Calling
+card-title-active = Call
+card-channel = Channel of the dialled number: { $channel }
+card-new-caller = New caller
+card-shared-number = { $count } people share this number
+card-this-is-the-caller = This is the caller
+card-why-match = Matched by the { $kind } phone
+card-first-channel = Came first through: { $channel }
+card-open-inquiries = Open inquiries ({ $count })
+card-open-deals = Open deals ({ $count })
+card-open-tasks = Open tasks ({ $count })
+card-next-visit = Next visit: { $visit }
+card-last-visit = Last visit: { $visit }
+card-last-calls = Last calls ({ $count })
+phone-kind-mobile = mobile
+phone-kind-home = home
+phone-kind-work = work
+phone-kind-relative = relative's
+phone-kind-other = other
+action-answer = Answer
+action-reject = Decline
+action-hang-up = Hang up

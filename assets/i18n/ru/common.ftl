@@ -95,3 +95,7 @@ visit-status-booked = Записан
 visit-status-confirmed = Подтверждён
 visit-status-arrived = Пациент пришёл
 visit-status-cancelled = Отменён
+status-call-recorded = Звонок записан
+status-draft-saved = Черновик сохранён
+status-missed-recorded = Пропущенный звонок: создана задача перезвонить
+status-draft-restored = Восстановлено несохранённое обращение

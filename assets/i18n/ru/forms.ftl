@@ -35,3 +35,4 @@ field-service = Услуга
 field-starts = Начало
 field-duration = Длительность, мин
 field-cancel-reason = Причина отмены
+form-save-after-call = Сохранить можно после окончания звонка.

@@ -38,3 +38,37 @@ history-deals = Сделки ({ $count })
 history-tasks = Задачи ({ $count })
 history-visits = Визиты ({ $count })
 history-calls = Звонки ({ $count })
+
+nav-missed = Пропущенные
+missed-none = Нет пропущенных звонков, ждущих обратного звонка.
+col-first-missed = Пропущен
+col-attempts = Попыток
+action-call-back = Перезвонить
+
+# Карточка звонящего.
+card-title-incoming = Входящий звонок
+card-title-dialing = Вызов
+card-title-active = Разговор
+card-channel = Канал набранного номера: { $channel }
+card-new-caller = Новый клиент
+card-shared-number = Этот номер у { $count ->
+    [one] { $count } человека
+   *[other] { $count } человек
+}
+card-this-is-the-caller = Звонит этот человек
+card-why-match = Совпал { $kind } телефон
+card-first-channel = Впервые пришёл через: { $channel }
+card-open-inquiries = Открытые обращения ({ $count })
+card-open-deals = Открытые сделки ({ $count })
+card-open-tasks = Открытые задачи ({ $count })
+card-next-visit = Следующий визит: { $visit }
+card-last-visit = Последний визит: { $visit }
+card-last-calls = Последние звонки ({ $count })
+phone-kind-mobile = мобильный
+phone-kind-home = домашний
+phone-kind-work = рабочий
+phone-kind-relative = родственника
+phone-kind-other = другой
+action-answer = Ответить
+action-reject = Отклонить
+action-hang-up = Завершить

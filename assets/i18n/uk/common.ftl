@@ -95,3 +95,7 @@ visit-status-booked = Записаний
 visit-status-confirmed = Підтверджений
 visit-status-arrived = Пацієнт прийшов
 visit-status-cancelled = Скасований
+status-call-recorded = Дзвінок записано
+status-draft-saved = Чернетку збережено
+status-missed-recorded = Пропущений дзвінок: створено завдання передзвонити
+status-draft-restored = Відновлено незбережене звернення

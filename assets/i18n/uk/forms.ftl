@@ -35,3 +35,4 @@ field-service = Послуга
 field-starts = Початок
 field-duration = Тривалість, хв
 field-cancel-reason = Причина скасування
+form-save-after-call = Зберегти можна після закінчення дзвінка.

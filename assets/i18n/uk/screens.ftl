@@ -38,3 +38,38 @@ history-deals = Угоди ({ $count })
 history-tasks = Завдання ({ $count })
 history-visits = Візити ({ $count })
 history-calls = Дзвінки ({ $count })
+
+nav-missed = Пропущені
+missed-none = Немає пропущених дзвінків, що чекають на зворотний дзвінок.
+col-first-missed = Пропущено
+col-attempts = Спроб
+action-call-back = Передзвонити
+
+# Картка абонента.
+card-title-incoming = Вхідний дзвінок
+card-title-dialing = Виклик
+card-title-active = Розмова
+card-channel = Канал набраного номера: { $channel }
+card-new-caller = Новий клієнт
+card-shared-number = Цей номер має { $count ->
+    [one] { $count } людина
+    [few] { $count } людини
+   *[other] { $count } людей
+}
+card-this-is-the-caller = Дзвонить ця людина
+card-why-match = Збігся { $kind } телефон
+card-first-channel = Уперше прийшов через: { $channel }
+card-open-inquiries = Відкриті звернення ({ $count })
+card-open-deals = Відкриті угоди ({ $count })
+card-open-tasks = Відкриті завдання ({ $count })
+card-next-visit = Наступний візит: { $visit }
+card-last-visit = Останній візит: { $visit }
+card-last-calls = Останні дзвінки ({ $count })
+phone-kind-mobile = мобільний
+phone-kind-home = домашній
+phone-kind-work = робочий
+phone-kind-relative = родича
+phone-kind-other = інший
+action-answer = Відповісти
+action-reject = Відхилити
+action-hang-up = Завершити

@@ -3,6 +3,7 @@
 pub mod calls;
 pub mod deals;
 pub mod inquiries;
+pub mod missed;
 pub mod people;
 pub mod settings;
 pub mod tasks;

@@ -1,0 +1,172 @@
+//! The softphone's vocabulary, shared by the SIP user agent that produces it
+//! and the two faces that consume it: the window and the headless
+//! `clinicdesk phone`. Commands go to the user agent, events come back; the
+//! link wakes the window when an event arrives, so it repaints only then.
+
+use std::sync::{Arc, OnceLock};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use serde::Serialize;
+
+use crate::store::card::CallerCard;
+
+/// What the operator asks the softphone to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PhoneCommand {
+    Dial {
+        number: String,
+    },
+    Answer {
+        call_id: String,
+    },
+    /// Decline a ringing call (busy).
+    Reject {
+        call_id: String,
+    },
+    Hangup {
+        call_id: String,
+    },
+    Hold {
+        call_id: String,
+    },
+    Resume {
+        call_id: String,
+    },
+    Mute {
+        call_id: String,
+        on: bool,
+    },
+    Transfer {
+        call_id: String,
+        target: String,
+    },
+    Dtmf {
+        call_id: String,
+        digits: String,
+    },
+}
+
+/// Why a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Either side hung up after talking.
+    HungUp,
+    /// The caller gave up (CANCEL) or nobody answered in time.
+    NotAnswered,
+    /// The operator declined the call.
+    Rejected,
+    /// The other side was busy.
+    Busy,
+    /// The call could not be set up (network, PBX refusal).
+    Failed,
+    /// Transferred to someone else.
+    Transferred,
+}
+
+/// What the softphone reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum PhoneEvent {
+    Registered {
+        account: String,
+    },
+    RegistrationFailed {
+        code: u16,
+        reason: String,
+    },
+    /// A call rings: the card is looked up before this is sent.
+    Incoming {
+        call_id: String,
+        from: String,
+        display_name: Option<String>,
+        /// The clinic number that was dialled (call tracking).
+        did: Option<String>,
+        card: Option<Box<CallerCard>>,
+    },
+    /// The operator's call is being set up.
+    Dialing {
+        call_id: String,
+        to: String,
+        card: Option<Box<CallerCard>>,
+    },
+    /// The other side rings.
+    Ringing {
+        call_id: String,
+    },
+    Answered {
+        call_id: String,
+    },
+    Held {
+        call_id: String,
+    },
+    Resumed {
+        call_id: String,
+    },
+    Transferred {
+        call_id: String,
+        target: String,
+    },
+    Dtmf {
+        call_id: String,
+        digit: char,
+    },
+    Ended {
+        call_id: String,
+        reason: EndReason,
+        duration_s: u64,
+    },
+}
+
+/// The window's end of the link.
+pub struct PhoneLink {
+    commands: Sender<PhoneCommand>,
+    events: Receiver<PhoneEvent>,
+    waker: Arc<OnceLock<egui::Context>>,
+}
+
+/// The user agent's end of the link.
+#[derive(Clone)]
+pub struct PhoneEnd {
+    events: Sender<PhoneEvent>,
+    pub commands: Receiver<PhoneCommand>,
+    waker: Arc<OnceLock<egui::Context>>,
+}
+
+/// A connected pair.
+pub fn link() -> (PhoneLink, PhoneEnd) {
+    let (command_tx, command_rx) = unbounded();
+    let (event_tx, event_rx) = unbounded();
+    let waker = Arc::new(OnceLock::new());
+    (
+        PhoneLink { commands: command_tx, events: event_rx, waker: waker.clone() },
+        PhoneEnd { events: event_tx, commands: command_rx, waker },
+    )
+}
+
+impl PhoneLink {
+    /// Lets events wake this window.
+    pub fn wake(&self, ctx: &egui::Context) {
+        let _ = self.waker.set(ctx.clone());
+    }
+
+    pub fn send(&self, command: PhoneCommand) {
+        // A closed link means the user agent stopped; it reported why.
+        let _ = self.commands.send(command);
+    }
+
+    pub fn drain(&self) -> impl Iterator<Item = PhoneEvent> + '_ {
+        self.events.try_iter()
+    }
+}
+
+impl PhoneEnd {
+    /// Reports an event and wakes the window.
+    pub fn send(&self, event: PhoneEvent) {
+        if self.events.send(event).is_ok()
+            && let Some(ctx) = self.waker.get()
+        {
+            ctx.request_repaint();
+        }
+    }
+}

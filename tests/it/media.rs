@@ -1,0 +1,498 @@
+//! The media engine end to end, without SIP: two `MediaSession`s on 127.0.0.1 talk to each
+//! other (directly, or through an impairing UDP relay), and one talks through PulseAudio
+//! null devices via cpal. What they record is measured: frequency, loudness, gaps.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clinicdesk::media::{
+    AudioSink, AudioSource, CallStats, CodecKind, MediaConfig, MediaEvent, MediaHandle, MediaSession, NullSource,
+    RtpSockets, TonePattern, ToneSource, WavSink, WavSource, bind_rtp,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::harness::{Peer, require, wait_for};
+
+// ---------------------------------------------------------------------------------------------
+// Measuring recordings
+
+fn write_tone(path: &Path, freq: f32, rate: u32, seconds: f32, level: f32) {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(rate as f32 * seconds) as usize {
+        let v = level * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin();
+        w.write_sample((v * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn read_wav(path: &Path) -> (Vec<f32>, u32) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let rate = r.spec().sample_rate;
+    (r.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect(), rate)
+}
+
+fn rms(s: &[f32]) -> f32 {
+    (s.iter().map(|x| x * x).sum::<f32>() / s.len().max(1) as f32).sqrt()
+}
+
+/// Frequency by rising zero crossings (interpolated), over a whole segment.
+fn frequency(s: &[f32], rate: u32) -> f32 {
+    let mut first = None;
+    let mut last = 0.0;
+    let mut count = 0;
+    for (i, w) in s.windows(2).enumerate() {
+        if w[0] < 0.0 && w[1] >= 0.0 {
+            let t = i as f32 + w[0] / (w[0] - w[1]);
+            if first.is_none() {
+                first = Some(t);
+            } else {
+                count += 1;
+            }
+            last = t;
+        }
+    }
+    match first {
+        Some(f) if count > 0 => count as f32 * rate as f32 / (last - f),
+        _ => 0.0,
+    }
+}
+
+/// The part of a recording where the tone plays: from 0.5 s after it starts to 0.3 s
+/// before it ends (start-up and hang-up are not what is measured).
+fn active(s: &[f32], rate: u32) -> &[f32] {
+    let win = rate as usize / 100;
+    let loud = |w: &[f32]| rms(w) > 0.02;
+    let first = s.chunks(win).position(loud).expect("the recording is silent");
+    let last = s.chunks(win).rposition(loud).unwrap();
+    let (a, b) = ((first * win) + rate as usize / 2, (last * win).saturating_sub(rate as usize * 3 / 10));
+    assert!(b > a + rate as usize, "less than a second of sound: {}..{}", a, b);
+    &s[a..b]
+}
+
+/// The longest run of 5 ms windows that are nearly silent, in ms.
+fn longest_gap_ms(s: &[f32], rate: u32) -> f32 {
+    let win = rate as usize / 200;
+    let mut longest = 0;
+    let mut run = 0;
+    for w in s.chunks(win) {
+        if rms(w) < 0.01 {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest as f32 * 5.0
+}
+
+fn assert_tone(path: &Path, freq: f32, level: f32, what: &str) {
+    let (samples, rate) = read_wav(path);
+    let tone = active(&samples, rate);
+    let f = frequency(tone, rate);
+    assert!((f - freq).abs() <= 10.0, "{what}: {f} Hz where {freq} Hz was sent");
+    let expected = level / 2f32.sqrt();
+    let got = rms(tone);
+    // Within ±2 dB of what was sent.
+    assert!(got > expected * 0.79 && got < expected * 1.26, "{what}: RMS {got}, sent {expected}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two sessions back to back
+
+struct Side {
+    handle: MediaHandle,
+    events: UnboundedReceiver<MediaEvent>,
+}
+
+fn config(remote: SocketAddr, codec: CodecKind) -> MediaConfig {
+    let pt = codec.static_payload_type().unwrap_or(111);
+    let mut c = MediaConfig::new(remote, codec, pt);
+    c.telephone_event = Some((101, if pt == 111 { 48000 } else { 8000 }));
+    c.stats_interval = Duration::from_millis(200);
+    c
+}
+
+fn start(c: MediaConfig, sockets: RtpSockets, source: Box<dyn AudioSource>, sink: Box<dyn AudioSink>) -> Side {
+    let (handle, events) = MediaSession::start(c, sockets, source, sink).unwrap();
+    Side { handle, events }
+}
+
+async fn pair() -> (RtpSockets, RtpSockets) {
+    let ip = "127.0.0.1".parse().unwrap();
+    (bind_rtp(ip).await.unwrap(), bind_rtp(ip).await.unwrap())
+}
+
+fn addr(s: &RtpSockets) -> SocketAddr {
+    s.rtp.local_addr().unwrap()
+}
+
+async fn tone_both_ways(codec: CodecKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let a_in = dir.path().join("a-440.wav");
+    let b_in = dir.path().join("b-1000.wav");
+    // Different rates from the codecs' on purpose: the sessions resample.
+    write_tone(&a_in, 440.0, 16000, 3.0, 0.5);
+    write_tone(&b_in, 1000.0, 44100, 3.0, 0.4);
+    let (sa, sb) = pair().await;
+    let (addr_a, addr_b) = (addr(&sa), addr(&sb));
+    let a = start(
+        config(addr_b, codec),
+        sa,
+        Box::new(WavSource::open(&a_in).unwrap()),
+        Box::new(WavSink::create(&dir.path().join("a-heard.wav"), 48000).unwrap()),
+    );
+    let b = start(
+        config(addr_a, codec),
+        sb,
+        Box::new(WavSource::open(&b_in).unwrap()),
+        Box::new(WavSink::create(&dir.path().join("b-heard.wav"), 8000).unwrap()),
+    );
+    tokio::time::sleep(Duration::from_millis(3400)).await;
+    let stats_a = a.handle.stop().await.unwrap();
+    let stats_b = b.handle.stop().await.unwrap();
+    assert!(stats_a.packets_sent >= 140 || codec != CodecKind::Pcmu, "{stats_a:?}");
+    assert!(stats_b.packets_received >= 100, "{stats_b:?}");
+    assert_eq!(stats_b.codec, codec.to_string());
+    assert_tone(&dir.path().join("b-heard.wav"), 440.0, 0.5, &format!("{codec} A→B"));
+    assert_tone(&dir.path().join("a-heard.wav"), 1000.0, 0.4, &format!("{codec} B→A"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tone_crosses_both_ways_with_pcmu() {
+    tone_both_ways(CodecKind::Pcmu).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tone_crosses_both_ways_with_pcma() {
+    tone_both_ways(CodecKind::Pcma).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tone_crosses_both_ways_with_opus() {
+    tone_both_ways(CodecKind::Opus { stereo: false }).await;
+}
+
+async fn next_digits(events: &mut UnboundedReceiver<MediaEvent>, count: usize) -> String {
+    let mut digits = String::new();
+    let collect = async {
+        while digits.len() < count {
+            match events.recv().await {
+                Some(MediaEvent::Dtmf(d)) => digits.push(d),
+                Some(_) => {}
+                None => break,
+            }
+        }
+    };
+    // A safety net only: the digits take about a second.
+    let _ = tokio::time::timeout(Duration::from_secs(20), collect).await;
+    digits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_digits_arrive_once_each_in_order_both_ways() {
+    for codec in [CodecKind::Pcmu, CodecKind::Opus { stereo: false }] {
+        let (sa, sb) = pair().await;
+        let (addr_a, addr_b) = (addr(&sa), addr(&sb));
+        let tone = |f| Box::new(ToneSource::new(TonePattern::steady(f, 0.3), 48000));
+        let mut a = start(config(addr_b, codec), sa, tone(440.0), Box::new(clinicdesk::media::NullSink { rate: 8000 }));
+        let mut b = start(config(addr_a, codec), sb, tone(800.0), Box::new(clinicdesk::media::NullSink { rate: 8000 }));
+        a.handle.send_dtmf("159#*0").unwrap();
+        b.handle.send_dtmf("A7D").unwrap();
+        assert!(a.handle.send_dtmf("12x").is_err(), "a bad digit is refused at once");
+        assert_eq!(next_digits(&mut b.events, 6).await, "159#*0", "{codec}");
+        assert_eq!(next_digits(&mut a.events, 3).await, "A7D", "{codec}");
+        // Nothing more arrives: each digit was reported once.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let stats_b = b.handle.stop().await.unwrap();
+        let stats_a = a.handle.stop().await.unwrap();
+        while let Ok(e) = b.events.try_recv() {
+            assert!(!matches!(e, MediaEvent::Dtmf(_)), "{codec}: a digit twice: {e:?}");
+        }
+        while let Ok(e) = a.events.try_recv() {
+            assert!(!matches!(e, MediaEvent::Dtmf(_)), "{codec}: a digit twice: {e:?}");
+        }
+        assert!(stats_a.packets_received > 0 && stats_b.packets_received > 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_stops_sending_and_resume_brings_the_sound_back() {
+    let (sa, sb) = pair().await;
+    let (addr_a, addr_b) = (addr(&sa), addr(&sb));
+    let heard = clinicdesk::media::MemorySink::new(8000);
+    let a = start(
+        config(addr_b, CodecKind::Pcmu),
+        sa,
+        Box::new(ToneSource::new(TonePattern::steady(440.0, 0.5), 8000)),
+        Box::new(clinicdesk::media::NullSink { rate: 8000 }),
+    );
+    let b = start(config(addr_a, CodecKind::Pcmu), sb, Box::new(NullSource { rate: 8000 }), Box::new(heard.clone()));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    a.handle.set_direction(clinicdesk::media::Direction::Inactive);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent_on_hold = a.handle.stats().packets_sent;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let held = heard.len();
+    let sent_after_hold = a.handle.stats().packets_sent;
+    assert!(sent_after_hold <= sent_on_hold + 1, "still sending on hold: {sent_on_hold} → {sent_after_hold}");
+    a.handle.set_direction(clinicdesk::media::Direction::SendRecv);
+    a.handle.mute(true);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    a.handle.mute(false);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let stats_a = a.handle.stop().await.unwrap();
+    b.handle.stop().await.unwrap();
+    assert!(stats_a.packets_sent > sent_after_hold + 50, "{stats_a:?}");
+    let s = heard.samples();
+    let rate = 8000;
+    // The last second before hold, the hold itself, the mute and the end after resuming.
+    let at = |t: f32| &s[(t * rate as f32) as usize..((t + 0.2) * rate as f32) as usize];
+    assert!(rms(at(0.7)) > 0.2, "tone before hold: {}", rms(at(0.7)));
+    assert!(rms(&s[held - 4000..held]) < 0.01, "silence while held");
+    let end = s.len() as f32 / rate as f32;
+    assert!(rms(at(end - 0.6)) > 0.2, "tone after resume: {}", rms(at(end - 0.6)));
+    assert!(rms(at(end - 1.6)) < 0.01, "silence while muted");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through an impairing relay
+
+/// Forwards UDP between A and B; while `impaired`, drops 5 % of A→B packets and delays the
+/// rest by 0–40 ms (which reorders some, at 20 ms spacing).
+async fn relay(socket: Arc<UdpSocket>, b: SocketAddr, impaired: Arc<AtomicBool>) {
+    let mut a: Option<SocketAddr> = None;
+    let mut buf = vec![0u8; 2048];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else { return };
+        let data = buf[..n].to_vec();
+        if from == b {
+            if let Some(a) = a {
+                let _ = socket.send_to(&data, a).await;
+            }
+            continue;
+        }
+        a = Some(from);
+        if !impaired.load(Ordering::Relaxed) {
+            let _ = socket.send_to(&data, b).await;
+            continue;
+        }
+        if random() < 0.05 {
+            continue;
+        }
+        let delay = Duration::from_secs_f64(random() * 0.040);
+        let socket = Arc::clone(&socket);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = socket.send_to(&data, b).await;
+        });
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_loss_and_jitter_the_tone_has_no_gap_and_the_buffer_adapts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sa, sb) = pair().await;
+    let addr_b = addr(&sb);
+    let relay_socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let relay_addr = relay_socket.local_addr().unwrap();
+    let impaired = Arc::new(AtomicBool::new(false));
+    let relay_task = tokio::spawn(relay(Arc::clone(&relay_socket), addr_b, Arc::clone(&impaired)));
+
+    let mut ca = config(relay_addr, CodecKind::Pcmu);
+    ca.rtcp_mux = true;
+    let mut cb = config(relay_addr, CodecKind::Pcmu);
+    cb.rtcp_mux = true;
+    let recording = dir.path().join("b-heard.wav");
+    let a = start(
+        ca,
+        sa,
+        Box::new(ToneSource::new(TonePattern::steady(440.0, 0.5), 8000)),
+        Box::new(clinicdesk::media::NullSink { rate: 8000 }),
+    );
+    let mut b =
+        start(cb, sb, Box::new(NullSource { rate: 8000 }), Box::new(WavSink::create(&recording, 8000).unwrap()));
+
+    // 4 s clean, 10 s impaired, 10 s clean; B's jitter buffer delay sampled from its events.
+    let mut phases: Vec<Vec<f64>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    for (phase, seconds) in [(0usize, 4u64), (1, 10), (2, 10)] {
+        impaired.store(phase == 1, Ordering::Relaxed);
+        let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        while let Ok(Some(event)) = tokio::time::timeout_at(until, b.events.recv()).await {
+            if let MediaEvent::Stats(s) = event {
+                phases[phase].push(s.jitter_buffer_ms);
+            }
+        }
+    }
+    let stats_b: CallStats = b.handle.stop().await.unwrap();
+    a.handle.stop().await.unwrap();
+    relay_task.abort();
+
+    // Skip the first second of each phase: the buffer is moving then.
+    let clean = mean(&phases[0][5..]);
+    let jittery = mean(&phases[1][phases[1].len() / 2..]);
+    let after = mean(&phases[2][phases[2].len() * 3 / 4..]);
+    eprintln!("jitter buffer delay: clean {clean:.1} ms, under 40 ms jitter {jittery:.1} ms, after {after:.1} ms");
+    assert!(jittery > clean + 15.0, "the delay must grow under jitter: clean {clean}, jittery {jittery}");
+    assert!(after < jittery - 15.0, "and shrink back after: jittery {jittery}, after {after}");
+    assert!(stats_b.packets_lost > 0, "the relay dropped packets: {stats_b:?}");
+
+    let (samples, rate) = read_wav(&recording);
+    let tone = active(&samples, rate);
+    let gap = longest_gap_ms(tone, rate);
+    assert!(gap <= 60.0, "a silent gap of {gap} ms in the received tone");
+    let f = frequency(tone, rate);
+    assert!((f - 440.0).abs() <= 10.0, "{f} Hz");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sound devices through PulseAudio null devices
+
+/// A private PulseAudio with a virtual microphone (`micsrc` → `mic`) and speaker (`spk`).
+struct Pulse {
+    dir: tempfile::TempDir,
+    _daemon: Peer,
+}
+
+impl Pulse {
+    fn start() -> Pulse {
+        let pulseaudio = require("pulseaudio", "pulseaudio");
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = dir.path().join("run");
+        std::fs::create_dir_all(&runtime).unwrap();
+        std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let script = dir.path().join("pa.pa");
+        std::fs::write(
+            &script,
+            "load-module module-native-protocol-unix\n\
+             load-module module-null-sink sink_name=spk\n\
+             load-module module-null-sink sink_name=micsrc\n\
+             load-module module-remap-source source_name=mic master=micsrc.monitor\n\
+             set-default-sink spk\n\
+             set-default-source mic\n",
+        )
+        .unwrap();
+        let mut cmd = Command::new(pulseaudio);
+        cmd.args(["-n", "-F"])
+            .arg(&script)
+            .args(["--exit-idle-time=-1", "--disallow-exit", "--daemonize=no", "--use-pid-file=no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Pulse::env(&mut cmd, dir.path());
+        let daemon = Peer::spawn("pulseaudio", &mut cmd);
+        let socket = runtime.join("pulse/native");
+        wait_for("the PulseAudio socket", Duration::from_secs(15), || socket.exists());
+        Pulse { dir, _daemon: daemon }
+    }
+
+    fn env(cmd: &mut Command, dir: &Path) {
+        cmd.env("XDG_RUNTIME_DIR", dir.join("run"))
+            .env("HOME", dir)
+            .env("PULSE_SERVER", format!("unix:{}", dir.join("run/pulse/native").display()));
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        Pulse::env(&mut cmd, self.dir.path());
+        cmd
+    }
+}
+
+const PULSE_CHILD: &str = "CLINICDESK_MEDIA_PULSE_CHILD";
+
+/// Runs with the cpal devices of the private PulseAudio: this test binary again, as a child
+/// process with the PulseAudio environment (changing the environment of a running test
+/// binary would race with the other tests' threads).
+#[test]
+fn sound_devices_carry_a_call_through_pulseaudio() {
+    let pulse = Pulse::start();
+    let paplay = require("paplay", "pulseaudio-utils");
+    let parec = require("parec", "pulseaudio-utils");
+    let work = pulse.dir.path();
+    let mic_feed = work.join("mic-440.wav");
+    write_tone(&mic_feed, 440.0, 48000, 12.0, 0.5);
+    let _player = Peer::spawn(
+        "paplay",
+        pulse.command(&paplay).args(["-d", "micsrc"]).arg(&mic_feed).stdout(Stdio::null()).stderr(Stdio::null()),
+    );
+    let speaker = work.join("speaker.raw");
+    let _recorder = Peer::spawn(
+        "parec",
+        pulse
+            .command(&parec)
+            .args(["-d", "spk.monitor", "--raw", "--format=s16le", "--rate=48000", "--channels=1"])
+            .stdout(Stdio::from(std::fs::File::create(&speaker).unwrap()))
+            .stderr(Stdio::null()),
+    );
+    let far_recording = work.join("far-heard.wav");
+    let child = pulse
+        .command(&std::env::current_exe().unwrap())
+        .args(["media::pulse_call_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(PULSE_CHILD, &far_recording)
+        .output()
+        .unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&child.stdout), String::from_utf8_lossy(&child.stderr));
+    assert!(child.status.success(), "the call through the sound devices failed:\n{log}");
+    assert!(log.contains("1 passed"), "the child test did not run:\n{log}");
+    // What was played into the virtual microphone reached the far side.
+    assert_tone(&far_recording, 440.0, 0.5, "virtual microphone → far side");
+    // What the far side sent was played on the virtual speaker.
+    drop(_recorder);
+    let raw = std::fs::read(&speaker).unwrap();
+    let samples: Vec<f32> = raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect();
+    let tone = active(&samples, 48000);
+    let f = frequency(tone, 48000);
+    assert!((f - 1000.0).abs() <= 10.0, "the speaker played {f} Hz where the far side sent 1000 Hz");
+    assert!(rms(tone) > 0.1, "the speaker is too quiet: {}", rms(tone));
+}
+
+#[test]
+#[ignore = "run by sound_devices_carry_a_call_through_pulseaudio in its own PulseAudio environment"]
+fn pulse_call_child() {
+    let far_recording = PathBuf::from(std::env::var_os(PULSE_CHILD).expect("run by the PulseAudio test"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        // A name that does not exist: the default is used, with a notice.
+        let (source, sink) = clinicdesk::media::open_devices(Some("Headset That Was Unplugged"), None).unwrap();
+        let (sa, sb) = pair().await;
+        let (addr_a, addr_b) = (addr(&sa), addr(&sb));
+        let mut near = start(config(addr_b, CodecKind::Opus { stereo: false }), sa, Box::new(source), Box::new(sink));
+        let far = start(
+            config(addr_a, CodecKind::Opus { stereo: false }),
+            sb,
+            Box::new(ToneSource::new(TonePattern::steady(1000.0, 0.4), 48000)),
+            Box::new(WavSink::create(&far_recording, 48000).unwrap()),
+        );
+        let mut notices = Vec::new();
+        let until = tokio::time::Instant::now() + Duration::from_secs(6);
+        while let Ok(Some(event)) = tokio::time::timeout_at(until, near.events.recv()).await {
+            if let MediaEvent::Device(e) = event {
+                notices.push(e);
+            }
+        }
+        far.handle.stop().await.unwrap();
+        near.handle.stop().await.unwrap();
+        assert!(
+            notices.iter().any(|e| matches!(e, clinicdesk::media::DeviceEvent::Changed { from, .. }
+                if from == "Headset That Was Unplugged")),
+            "{notices:?}"
+        );
+    });
+}
