@@ -7,6 +7,7 @@ pub mod demo;
 pub mod i18n;
 #[cfg(feature = "wip-media")]
 pub mod media;
+pub mod notify;
 pub mod phone;
 pub mod settings;
 #[cfg(feature = "wip-sip")]

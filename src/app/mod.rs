@@ -20,6 +20,7 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 
 use crate::crm::*;
 use crate::i18n::{I18n, Language};
+use crate::notify::{Notifier, NotifyEvent};
 use crate::phone::{PhoneCommand, PhoneLink};
 use crate::settings::{LocalSettings, Profile};
 use crate::store::Replica;
@@ -165,6 +166,10 @@ pub struct ClinicApp {
     settings_screen: screens::settings::SettingsScreen,
     editor: Option<Editor>,
     help_open: bool,
+    /// Deadline notifications, once the user is known.
+    notifier: Option<Notifier>,
+    notify_events: (crossbeam_channel::Sender<NotifyEvent>, crossbeam_channel::Receiver<NotifyEvent>),
+    ctx: Option<egui::Context>,
     /// Set until the first frame and the first rows are logged.
     started: Option<Instant>,
     first_rows_logged: bool,
@@ -208,6 +213,9 @@ impl ClinicApp {
             settings_screen: Default::default(),
             editor: None,
             help_open: false,
+            notifier: None,
+            notify_events: crossbeam_channel::unbounded(),
+            ctx: None,
             started: Some(startup.started),
             first_rows_logged: false,
             frame_times: startup.frame_stats.then(Vec::new),
@@ -238,6 +246,9 @@ impl ClinicApp {
     /// Starts the services on the first frame, when the egui context to
     /// wake is known.
     fn ensure_services(&mut self, ctx: &egui::Context) {
+        if self.ctx.is_none() {
+            self.ctx = Some(ctx.clone());
+        }
         if let Some(replica) = self.pending_replica.take() {
             let services = Services::start(replica, self.profile.settings_path(), ctx.clone());
             services.query(Query::Dictionaries);
@@ -257,6 +268,7 @@ impl ClinicApp {
         let Some(services) = &self.services else { return };
         let deadline = Instant::now() + Duration::from_millis(8);
         let mut refresh = false;
+        let mut notifier_for = None;
         let events: Vec<Event> = services.drain().take(500).collect();
         for event in events {
             match event {
@@ -276,6 +288,7 @@ impl ClinicApp {
                 Event::Dictionaries(d) => self.dicts = *d,
                 Event::User { login, found } => match found {
                     Some((user, rights)) => {
+                        notifier_for = Some(user.id.clone());
                         self.user = Some(user);
                         self.rights = rights;
                         refresh = true;
@@ -340,8 +353,70 @@ impl ClinicApp {
                 break;
             }
         }
+        if let Some(user_id) = notifier_for {
+            self.start_notifier(&user_id);
+        }
         if refresh {
             self.refresh();
+        }
+    }
+
+    /// Starts (or restarts for another user) the deadline notifications.
+    fn start_notifier(&mut self, user_id: &str) {
+        if let Some(old) = self.notifier.take() {
+            old.stop();
+        }
+        let tr = |key| self.i18n.tr(key);
+        let texts = crate::notify::Texts {
+            reminder: tr("notify-reminder"),
+            deadline: tr("notify-deadline"),
+            summary: self.i18n.tr_args("notify-summary", &[("count", "{count}".into())]),
+            open: tr("notify-open"),
+            snooze: tr("notify-snooze"),
+            done: tr("notify-done"),
+        };
+        let sender = self.notify_events.0.clone();
+        let ctx = self.ctx.clone();
+        self.notifier = Some(Notifier::spawn(
+            self.profile.replica_path(),
+            user_id.to_owned(),
+            self.settings.deadline_notifications,
+            texts,
+            move |event| {
+                if sender.send(event).is_ok()
+                    && let Some(ctx) = &ctx
+                {
+                    ctx.request_repaint();
+                }
+            },
+        ));
+    }
+
+    fn handle_notify_events(&mut self, actions: &mut Vec<Action>) {
+        let events: Vec<NotifyEvent> = self.notify_events.1.try_iter().collect();
+        for event in events {
+            match event {
+                NotifyEvent::ShowInWindow { notice, why } => {
+                    tracing::info!(task = %notice.title, "reminder shown in the window: no desktop notifications ({why})");
+                    self.notices.push(
+                        Message::new("notify-in-window")
+                            .with("title", &notice.title)
+                            .with("detail", notice.detail())
+                            .with("why", why),
+                    );
+                }
+                NotifyEvent::SummaryInWindow { overdue, why } => {
+                    self.notices.push(Message::new("notify-summary-in-window").with("count", overdue).with("why", why))
+                }
+                NotifyEvent::OpenTask { task_id } => {
+                    if let Some(ctx) = &self.ctx {
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+                    }
+                    actions.push(Action::Load(services::FormRef::Task(task_id)));
+                }
+                NotifyEvent::TaskDone { .. } => actions.push(Action::Refresh),
+            }
         }
     }
 
@@ -435,6 +510,7 @@ impl ClinicApp {
         if self.services.is_none() {
             return;
         }
+        self.handle_notify_events(&mut actions);
         self.shortcuts(&ctx, &mut actions);
         let Some(services) = &self.services else { return };
         for event in self.phone.drain() {
@@ -488,6 +564,9 @@ impl ClinicApp {
             .inner;
         if let Some(change) = settings_change {
             apply_settings_change(change, &self.settings, self.settings_writable, &mut self.i18n, services);
+            if let Some(notifier) = &self.notifier {
+                notifier.set_enabled(self.settings.deadline_notifications);
+            }
         }
 
         if let Some(editor) = &mut self.editor {
@@ -577,6 +656,9 @@ impl ClinicApp {
 
     /// Stops the service threads (on exit).
     pub fn shutdown(&mut self) {
+        if let Some(notifier) = self.notifier.take() {
+            notifier.stop();
+        }
         if let Some(services) = self.services.take() {
             services.shutdown();
         }

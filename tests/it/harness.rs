@@ -51,6 +51,11 @@ impl Peer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The child's stdout (spawned with `Stdio::piped()`).
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.child.stdout.take().expect("stdout was not piped")
+    }
+
     /// The child's stderr (spawned with `Stdio::piped()`).
     pub fn take_stderr(&mut self) -> std::process::ChildStderr {
         self.child.stderr.take().expect("stderr was not piped")

@@ -7,6 +7,7 @@ mod cli;
 mod gui;
 mod harness;
 mod keyring;
+mod notify;
 #[cfg(feature = "wip-media")]
 mod media;
 #[cfg(feature = "wip-sip")]

@@ -98,3 +98,13 @@ status-call-recorded = Call recorded
 status-draft-saved = Draft kept
 status-missed-recorded = Missed call: a call-back task was created
 status-draft-restored = An unsaved inquiry was restored
+
+# Deadline notifications.
+notify-reminder = Reminder
+notify-deadline = Deadline
+notify-summary = Overdue tasks: { $count }
+notify-open = Open
+notify-snooze = Snooze 10 min
+notify-done = Done
+notify-in-window = { $title } ({ $detail }). This reminder is shown here because no desktop notification service answered: { $why }
+notify-summary-in-window = Overdue tasks: { $count }. Shown here because no desktop notification service answered: { $why }

@@ -99,3 +99,13 @@ status-call-recorded = Звонок записан
 status-draft-saved = Черновик сохранён
 status-missed-recorded = Пропущенный звонок: создана задача перезвонить
 status-draft-restored = Восстановлено несохранённое обращение
+
+# Уведомления о сроках.
+notify-reminder = Напоминание
+notify-deadline = Срок задачи
+notify-summary = Просроченных задач: { $count }
+notify-open = Открыть
+notify-snooze = Отложить на 10 мин
+notify-done = Выполнено
+notify-in-window = { $title } ({ $detail }). Напоминание показано здесь, потому что служба уведомлений рабочего стола не ответила: { $why }
+notify-summary-in-window = Просроченных задач: { $count }. Показано здесь, потому что служба уведомлений рабочего стола не ответила: { $why }

@@ -99,3 +99,13 @@ status-call-recorded = Дзвінок записано
 status-draft-saved = Чернетку збережено
 status-missed-recorded = Пропущений дзвінок: створено завдання передзвонити
 status-draft-restored = Відновлено незбережене звернення
+
+# Сповіщення про терміни.
+notify-reminder = Нагадування
+notify-deadline = Термін завдання
+notify-summary = Прострочених завдань: { $count }
+notify-open = Відкрити
+notify-snooze = Відкласти на 10 хв
+notify-done = Виконано
+notify-in-window = { $title } ({ $detail }). Нагадування показано тут, бо служба сповіщень робочого столу не відповіла: { $why }
+notify-summary-in-window = Прострочених завдань: { $count }. Показано тут, бо служба сповіщень робочого столу не відповіла: { $why }

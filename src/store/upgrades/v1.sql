@@ -360,6 +360,24 @@ CREATE TABLE sync_state (
     value TEXT NOT NULL
 );
 
+-- Deadline notifications already given on this workstation: each reminder
+-- and deadline once, whatever restarts or syncs happen. A moved deadline is
+-- a new one.
+CREATE TABLE notified (
+    task_id TEXT NOT NULL,
+    kind    TEXT NOT NULL CHECK (kind IN ('reminder', 'deadline', 'snooze')),
+    due_at  INTEGER NOT NULL,
+    via     TEXT NOT NULL CHECK (via IN ('desktop', 'window', 'summary')),
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (task_id, kind, due_at)
+);
+
+-- "Snooze 10 min": when to remind of the task again.
+CREATE TABLE snoozes (
+    task_id TEXT PRIMARY KEY NOT NULL,
+    until   INTEGER NOT NULL
+);
+
 -- What the operator is typing (e.g. the inquiry during a call), saved as
 -- they type so a crash or a dropped call loses nothing.
 CREATE TABLE drafts (
