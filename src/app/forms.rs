@@ -35,6 +35,8 @@ pub struct Editor {
     /// The call this inquiry is about is still going on: saving waits for
     /// its call-log entry.
     call_in_progress: bool,
+    /// The person's open deals, for a visit's deal picker.
+    deal_choices: Vec<crate::store::queries::Choice>,
     field_errors: Vec<FieldError>,
     error: Option<Message>,
     saving: bool,
@@ -75,6 +77,7 @@ impl Editor {
             person_label: None,
             draft_key: None,
             call_in_progress: false,
+            deal_choices: Vec::new(),
             field_errors: Vec::new(),
             error: None,
             saving: false,
@@ -163,6 +166,20 @@ impl Editor {
         self.call_in_progress = in_progress;
     }
 
+    /// The person whose deals a visit form needs, if it is one.
+    pub fn wants_deals_of(&self) -> Option<&str> {
+        match &self.form {
+            Form::Visit(f) => f.person_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn set_deal_choices(&mut self, person_id: &str, deals: Vec<crate::store::queries::Choice>) {
+        if self.wants_deals_of() == Some(person_id) {
+            self.deal_choices = deals;
+        }
+    }
+
     /// The call this editor's inquiry is about.
     pub fn call_id(&self) -> Option<&str> {
         match &self.form {
@@ -172,7 +189,12 @@ impl Editor {
     }
 
     /// The draft to keep: its key and the form.
+    /// Nothing while a save is under way: the save removes the draft, and a
+    /// late copy must not bring it back.
     pub fn draft(&self) -> Option<(String, &InquiryForm)> {
+        if self.saving {
+            return None;
+        }
         match (&self.draft_key, &self.form) {
             (Some(key), Form::Inquiry(f)) => Some((key.clone(), f)),
             _ => None,
@@ -246,7 +268,11 @@ impl Editor {
         let user = env.user_id();
         let command = match &self.form {
             Form::Person(f) => f.validate(env.country).map(Command::SavePerson),
-            Form::Inquiry(f) => f.validate(env.country).map(|record| Command::SaveInquiry { record, operator: user }),
+            Form::Inquiry(f) => f.validate(env.country).map(|record| Command::SaveInquiry {
+                record,
+                operator: user,
+                draft_key: self.draft_key.clone(),
+            }),
             Form::Task(f) => f.validate().map(|record| Command::SaveTask { record, author: user }),
             Form::Deal(f) => f.validate().map(Command::SaveDeal),
             Form::Visit(f) => f.validate().map(Command::SaveVisit),
@@ -287,7 +313,7 @@ impl Editor {
                     Form::Inquiry(f) => inquiry_fields_ui(ui, &env, f, errors),
                     Form::Task(f) => task_fields_ui(ui, &env, f, errors),
                     Form::Deal(f) => deal_fields_ui(ui, &env, f, errors),
-                    Form::Visit(f) => visit_fields_ui(ui, &env, f, errors),
+                    Form::Visit(f) => visit_fields_ui(ui, &env, f, &self.deal_choices, errors),
                 }
             });
             if let Some(error) = &self.error {
@@ -401,8 +427,15 @@ fn deal_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut DealForm, errors: &[
     choice_ui(ui, env, "field-responsible", &mut f.responsible_id, &env.dicts.users, "", errors);
 }
 
-fn visit_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut VisitForm, errors: &[FieldError]) {
+fn visit_fields_ui(
+    ui: &mut egui::Ui,
+    env: &Env<'_>,
+    f: &mut VisitForm,
+    deals: &[crate::store::queries::Choice],
+    errors: &[FieldError],
+) {
     choice_ui(ui, env, "field-doctor", &mut f.doctor_id, &env.dicts.doctors, "doctor", errors);
+    choice_ui(ui, env, "field-deal", &mut f.deal_id, deals, "", errors);
     field_ui(ui, env, "field-service", &mut f.service, "", errors);
     field_ui(ui, env, "field-starts", &mut f.starts, "starts", errors);
     field_ui(ui, env, "field-duration", &mut f.duration_min, "duration", errors);

@@ -288,6 +288,7 @@ impl ClinicApp {
                 Event::Dictionaries(d) => self.dicts = *d,
                 Event::User { login, found } => match found {
                     Some((user, rights)) => {
+                        services.command(Command::SetRights(rights.clone()));
                         notifier_for = Some(user.id.clone());
                         self.user = Some(user);
                         self.rights = rights;
@@ -295,12 +296,18 @@ impl ClinicApp {
                     }
                     None => self.notices.push(Message::new("err-unknown-user").with("login", login)),
                 },
-                Event::Form(Some(form)) => self.editor = Some(Editor::from_loaded(form)),
+                Event::Form(Some(form)) => {
+                    let editor = Editor::from_loaded(form);
+                    if let Some(person_id) = editor.wants_deals_of() {
+                        services.query(Query::OpenDeals { person_id: person_id.to_owned() });
+                    }
+                    self.editor = Some(editor);
+                }
                 Event::Form(None) => self.notices.push(Message::new("err-record-gone")),
                 Event::Saved { kind, id } => {
                     let opened_person = self.editor.as_ref().and_then(|e| e.person_id()).map(str::to_owned);
-                    if let Some(key) = self.editor.as_ref().and_then(|e| e.draft_key()) {
-                        services.command(Command::DeleteDraft { key: key.to_owned() });
+                    // Its draft went with the save; another may be waiting.
+                    if self.editor.as_ref().and_then(|e| e.draft_key()).is_some() {
                         services.query(Query::Drafts);
                     }
                     self.editor = None;
@@ -348,6 +355,11 @@ impl ClinicApp {
                     }
                 }
                 Event::MissedCalls(rows) => self.missed.set_rows(rows),
+                Event::OpenDeals { person_id, deals } => {
+                    if let Some(editor) = &mut self.editor {
+                        editor.set_deal_choices(&person_id, deals);
+                    }
+                }
             }
             if Instant::now() > deadline {
                 break;
@@ -641,7 +653,12 @@ impl ClinicApp {
                         self.people.open(id, services);
                     }
                 }
-                Action::Edit(editor) => self.editor = Some(*editor),
+                Action::Edit(editor) => {
+                    if let (Some(person_id), Some(services)) = (editor.wants_deals_of(), &self.services) {
+                        services.query(Query::OpenDeals { person_id: person_id.to_owned() });
+                    }
+                    self.editor = Some(*editor);
+                }
                 Action::Load(form) => {
                     if let Some(services) = &self.services {
                         services.query(Query::Form(form));

@@ -69,6 +69,10 @@ pub enum Query {
     Drafts,
     /// The missed-calls board.
     MissedCalls,
+    /// A person's open deals (the deal picker of a visit).
+    OpenDeals {
+        person_id: String,
+    },
 }
 
 /// A record to open in its editor.
@@ -98,6 +102,8 @@ pub enum Command {
     SaveInquiry {
         record: InquiryRecord,
         operator: Option<String>,
+        /// The draft it was typed in, removed with the save.
+        draft_key: Option<String>,
     },
     SaveTask {
         record: TaskRecord,
@@ -123,6 +129,9 @@ pub enum Command {
     DeleteDraft {
         key: String,
     },
+    /// The rights of the signed-in user, which every save is checked
+    /// against.
+    SetRights(Rights),
 }
 
 /// What was saved.
@@ -191,6 +200,10 @@ pub enum Event {
         visit_booked: bool,
     },
     Drafts(Vec<(String, serde_json::Value)>),
+    OpenDeals {
+        person_id: String,
+        deals: Vec<Choice>,
+    },
     MissedCalls(Vec<MissedCallRow>),
     /// A read failed (the replica may be damaged).
     ReadFailed(Message),
@@ -341,19 +354,31 @@ fn answer(conn: &rusqlite::Connection, query: Query) -> crate::store::Result<Eve
         }),
         Query::Drafts => Event::Drafts(drafts(conn)?),
         Query::MissedCalls => Event::MissedCalls(missed_calls(conn, 500)?),
+        Query::OpenDeals { person_id } => {
+            let deals = queries::open_deals_of(conn, &person_id)?;
+            Event::OpenDeals { person_id, deals }
+        }
     })
 }
 
 fn writer_loop(mut replica: Replica, settings_path: PathBuf, commands: Receiver<Command>, events: Notifier) {
+    // Until the user is known, the rights of an operator.
+    let mut rights = RoleCode::Operator.default_rights();
     while let Ok(command) = commands.recv() {
+        if let Some((kind, what)) = saving(&command)
+            && !rights.may_save(what)
+        {
+            events.send(Event::SaveFailed { kind, error: Message::new("err-no-right-to-save") });
+            continue;
+        }
         let saved = |kind, result: crate::store::Result<String>| match result {
             Ok(id) => Event::Saved { kind, id },
             Err(e) => Event::SaveFailed { kind, error: Message::from(&e) },
         };
         let event = match command {
             Command::SavePerson(p) => saved(RecordKind::Person, replica.save_person(&p)),
-            Command::SaveInquiry { record, operator } => {
-                saved(RecordKind::Inquiry, replica.save_inquiry(&record, operator.as_deref()))
+            Command::SaveInquiry { record, operator, draft_key } => {
+                saved(RecordKind::Inquiry, replica.save_inquiry(&record, operator.as_deref(), draft_key.as_deref()))
             }
             Command::SaveTask { record, author } => {
                 saved(RecordKind::Task, replica.save_task(&record, author.as_deref()))
@@ -382,6 +407,10 @@ fn writer_loop(mut replica: Replica, settings_path: PathBuf, commands: Receiver<
                 Ok(()) => continue,
                 Err(e) => Event::SaveFailed { kind: RecordKind::Draft, error: Message::from(&e) },
             },
+            Command::SetRights(new) => {
+                rights = new;
+                continue;
+            }
             Command::DeleteDraft { key } => match replica.delete_draft(&key) {
                 Ok(()) => continue,
                 Err(e) => Event::SaveFailed { kind: RecordKind::Draft, error: Message::from(&e) },
@@ -389,6 +418,18 @@ fn writer_loop(mut replica: Replica, settings_path: PathBuf, commands: Receiver<
         };
         events.send(event);
     }
+}
+
+/// What a command saves, for the rights check.
+fn saving(command: &Command) -> Option<(RecordKind, Saving)> {
+    Some(match command {
+        Command::SavePerson(_) => (RecordKind::Person, Saving::Person),
+        Command::SaveInquiry { .. } => (RecordKind::Inquiry, Saving::Inquiry),
+        Command::SaveTask { .. } => (RecordKind::Task, Saving::Task),
+        Command::SaveDeal(_) => (RecordKind::Deal, Saving::Deal),
+        Command::SaveVisit(_) => (RecordKind::Visit, Saving::Visit),
+        _ => return None,
+    })
 }
 
 /// Records a call; says whether a visit was booked while it went on.
@@ -415,4 +456,42 @@ fn audio_devices() -> (Vec<String>, Vec<String>) {
         }
     };
     (names(host.input_devices()), names(host.output_devices()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next_event(services: &Services) -> Event {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(e) = services.drain().next() {
+                return e;
+            }
+            assert!(std::time::Instant::now() < deadline, "no answer from the writer");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// A modified window that shows a button it should not is still refused
+    /// by the writer.
+    #[test]
+    fn the_command_layer_refuses_what_the_rights_do_not_allow() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = Replica::open(&dir.path().join("r.sqlite")).unwrap();
+        let services = Services::start(replica, dir.path().join("settings.toml"), egui::Context::default());
+        services.command(Command::SetRights(RoleCode::Nurse.default_rights()));
+        let inquiry = InquiryForm { phone: "+79161234567".into(), reason_id: Some("r".into()), ..Default::default() }
+            .validate(Country::Ru)
+            .unwrap();
+        services.command(Command::SaveInquiry { record: inquiry, operator: None, draft_key: None });
+        match next_event(&services) {
+            Event::SaveFailed { kind: RecordKind::Inquiry, error } => assert_eq!(error.key, "err-no-right-to-save"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        services.shutdown();
+        let conn = rusqlite::Connection::open(dir.path().join("r.sqlite")).unwrap();
+        let n: i64 = conn.query_row("SELECT count(*) FROM inquiries", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
+    }
 }

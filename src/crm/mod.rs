@@ -8,4 +8,4 @@ pub mod rights;
 
 pub use entities::*;
 pub use phone::{Country, Phone, PhoneError};
-pub use rights::{Right, Rights, RoleCode};
+pub use rights::{Right, Rights, RoleCode, Saving};

@@ -131,6 +131,31 @@ impl Rights {
     }
 }
 
+/// What a user saves, for the rights check of the command layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Saving {
+    Person,
+    Inquiry,
+    Task,
+    Deal,
+    Visit,
+}
+
+impl Rights {
+    /// Whether these rights allow saving a record of this kind. The window
+    /// hides what is not allowed; this is the check behind it.
+    pub fn may_save(&self, what: Saving) -> bool {
+        use Right::*;
+        match what {
+            Saving::Person => self.has(ProcessInquiries) || self.has(EditVisits) || self.has(EditDeals),
+            Saving::Inquiry => self.has(ProcessInquiries),
+            Saving::Task => self.has(EditTasks) || self.has(WorkTasks),
+            Saving::Deal => self.has(EditDeals),
+            Saving::Visit => self.has(EditVisits),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +171,15 @@ mod tests {
         assert!(s.has(Right::EditDeals) && s.has(Right::DeleteInquiries) && s.has(Right::ViewAllTasks));
         assert!(RoleCode::Head.default_rights().has(Right::Analytics));
         assert!(!RoleCode::Nurse.default_rights().has(Right::ViewInquiries));
+    }
+
+    #[test]
+    fn saving_follows_the_rights() {
+        let nurse = RoleCode::Nurse.default_rights();
+        assert!(nurse.may_save(Saving::Task));
+        assert!(!nurse.may_save(Saving::Inquiry));
+        assert!(!RoleCode::Operator.default_rights().may_save(Saving::Deal));
+        assert!(RoleCode::Supervisor.default_rights().may_save(Saving::Deal));
     }
 
     #[test]

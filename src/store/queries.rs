@@ -564,6 +564,16 @@ pub fn user_with_rights(conn: &Connection, login: &str) -> Result<Option<(Curren
     Ok(Some((user, rights)))
 }
 
+/// A person's open deals, for the deal picker of a visit.
+pub fn open_deals_of(conn: &Connection, person_id: &str) -> Result<Vec<Choice>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id, d.title || ' · ' || s.name FROM deals d JOIN deal_stages s ON s.id = d.stage_id
+         WHERE d.person_id = ? AND d.status = 'open' AND d.deleted_at IS NULL ORDER BY d.created_at DESC",
+    )?;
+    let rows = stmt.query_map([person_id], |r| Ok(Choice { id: r.get(0)?, name: r.get(1)? }))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// One of the clinic's global settings (JSON), if set.
 pub fn global_setting(conn: &Connection, key: &str) -> Result<Option<serde_json::Value>> {
     let text: Option<String> = conn

@@ -105,9 +105,19 @@ impl Replica {
         })
     }
 
-    /// Creates or updates an inquiry on behalf of `operator_id`.
-    pub fn save_inquiry(&mut self, inquiry: &InquiryRecord, operator_id: Option<&str>) -> Result<String> {
+    /// Creates or updates an inquiry on behalf of `operator_id`. The draft
+    /// it was typed in (if any) goes in the same transaction, so a crash can
+    /// neither lose the inquiry nor offer it again to be saved twice.
+    pub fn save_inquiry(
+        &mut self,
+        inquiry: &InquiryRecord,
+        operator_id: Option<&str>,
+        draft_key: Option<&str>,
+    ) -> Result<String> {
         self.write(|w| {
+            if let Some(key) = draft_key {
+                w.tx().execute("DELETE FROM drafts WHERE key = ?", [key])?;
+            }
             let now = w.now();
             let closed_at = (inquiry.status == InquiryStatus::Closed).then_some(now);
             let columns = [
@@ -238,9 +248,17 @@ impl Replica {
         })
     }
 
-    /// Creates or updates a visit.
+    /// Creates or updates a visit; a change of its status moves its deal
+    /// as the automatic transition rules of the deal's type say, in the same
+    /// transaction.
     pub fn save_visit(&mut self, visit: &VisitRecord) -> Result<String> {
         self.write(|w| {
+            let previous_status: Option<VisitStatus> = match &visit.id {
+                Some(id) => {
+                    w.tx().query_row("SELECT status FROM visits WHERE id = ?", [id], |r| r.get(0)).optional()?
+                }
+                None => None,
+            };
             let columns = [
                 ("person_id", text(&visit.person_id)),
                 ("doctor_id", text(&visit.doctor_id)),
@@ -251,19 +269,51 @@ impl Replica {
                 ("status", text(visit.status.code())),
                 ("cancel_reason", opt_ref(&visit.cancel_reason)),
             ];
-            match &visit.id {
+            let id = match &visit.id {
                 Some(id) => {
                     w.update_changed("visits", id, &columns)?;
-                    Ok(id.clone())
+                    id.clone()
                 }
                 None => {
                     let id = new_id();
                     w.insert("visits", &id, &columns)?;
-                    Ok(id)
+                    id
                 }
+            };
+            if previous_status != Some(visit.status)
+                && let Some(deal_id) = &visit.deal_id
+            {
+                apply_transition_rules(w, deal_id, visit.status)?;
             }
+            Ok(id)
         })
     }
+}
+
+/// Moves a deal to the stage its type's active rule names for a visit
+/// status, if there is one and the deal is not there yet.
+fn apply_transition_rules(w: &mut Writer<'_>, deal_id: &str, status: VisitStatus) -> Result<()> {
+    let target: Option<(String, DealStatus)> = w
+        .tx()
+        .query_row(
+            "SELECT r.target_stage_id, s.outcome FROM deals d
+             JOIN auto_transition_rules r ON r.deal_type_id = d.deal_type_id
+             JOIN deal_stages s ON s.id = r.target_stage_id
+             WHERE d.id = ? AND r.visit_status = ? AND r.active = 1 AND r.deleted_at IS NULL AND d.deleted_at IS NULL
+             ORDER BY r.rowid LIMIT 1",
+            rusqlite::params![deal_id, status],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((stage_id, outcome)) = target {
+        let closed_at = (outcome != DealStatus::Open).then_some(w.now());
+        w.update_changed(
+            "deals",
+            deal_id,
+            &[("stage_id", text(stage_id)), ("status", text(outcome.code())), ("closed_at", opt_int(closed_at))],
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -367,7 +417,7 @@ mod tests {
         .unwrap();
         let form =
             InquiryForm { person_id: Some(pid.clone()), reason_id: Some("reason-1".into()), ..Default::default() };
-        let id = r.save_inquiry(&form.validate(Country::Ua).unwrap(), None).unwrap();
+        let id = r.save_inquiry(&form.validate(Country::Ua).unwrap(), None, None).unwrap();
         assert_eq!(queries::count_inquiries(r.conn(), queries::InquiryFilter::Open).unwrap(), 1);
         let closed = InquiryForm {
             id: Some(id.clone()),
@@ -375,7 +425,7 @@ mod tests {
             result: Some(InquiryResult::Booked),
             ..form
         };
-        r.save_inquiry(&closed.validate(Country::Ua).unwrap(), None).unwrap();
+        r.save_inquiry(&closed.validate(Country::Ua).unwrap(), None, None).unwrap();
         assert_eq!(queries::count_inquiries(r.conn(), queries::InquiryFilter::Open).unwrap(), 0);
         let page = queries::inquiries_page(r.conn(), queries::InquiryFilter::All, 0, 10).unwrap();
         assert_eq!(page[0].person_name.as_deref(), Some("Коваль Оксана"));
@@ -383,5 +433,78 @@ mod tests {
         let history = queries::person_history(r.conn(), &pid).unwrap().unwrap();
         assert_eq!(history.inquiries.len(), 1);
         assert_eq!(history.phones[0].as_str(), "+380501112233");
+    }
+
+    #[test]
+    fn a_visit_status_moves_its_deal_by_the_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Replica::open(&dir.path().join("r.sqlite")).unwrap();
+        let now = now_millis();
+        crate::demo::generate(&mut r, &crate::demo::DemoOptions { patients: 20, calls: 30, seed: 9, now }, &mut |_| {})
+            .unwrap();
+        // A rule of the demo clinic: a visit that the patient arrived at.
+        let (deal_type, target): (String, String) = r
+            .conn()
+            .query_row(
+                "SELECT deal_type_id, target_stage_id FROM auto_transition_rules WHERE visit_status = 'arrived' LIMIT 1",
+                [],
+                |x| Ok((x.get(0)?, x.get(1)?)),
+            )
+            .unwrap();
+        let first_stage: String = r
+            .conn()
+            .query_row(
+                "SELECT id FROM deal_stages WHERE deal_type_id = ? ORDER BY position LIMIT 1",
+                [&deal_type],
+                |x| x.get(0),
+            )
+            .unwrap();
+        let person: String = r.conn().query_row("SELECT id FROM people LIMIT 1", [], |x| x.get(0)).unwrap();
+        let doctor: String = r
+            .conn()
+            .query_row(
+                "SELECT u.id FROM users u JOIN roles ro ON ro.id = u.role_id WHERE ro.code = 'doctor' LIMIT 1",
+                [],
+                |x| x.get(0),
+            )
+            .unwrap();
+        let deal = r
+            .save_deal(&DealRecord {
+                id: None,
+                deal_type_id: deal_type.clone(),
+                stage_id: first_stage.clone(),
+                person_id: Some(person.clone()),
+                inquiry_id: None,
+                title: "Check-up".into(),
+                amount_cents: 100,
+                responsible_id: None,
+            })
+            .unwrap();
+        let mut visit = VisitRecord {
+            id: None,
+            person_id: person,
+            doctor_id: doctor,
+            deal_id: Some(deal.clone()),
+            service: "check-up".into(),
+            starts_at: now,
+            duration_min: 30,
+            status: VisitStatus::Booked,
+            cancel_reason: None,
+        };
+        visit.id = Some(r.save_visit(&visit).unwrap());
+        visit.status = VisitStatus::Arrived;
+        r.save_visit(&visit).unwrap();
+        let stage: String =
+            r.conn().query_row("SELECT stage_id FROM deals WHERE id = ?", [&deal], |x| x.get(0)).unwrap();
+        assert_eq!(stage, target);
+        let last_change: String = r
+            .conn()
+            .query_row(
+                "SELECT payload FROM outbox WHERE table_name = 'deals' AND row_id = ? ORDER BY mutation_id DESC LIMIT 1",
+                [&deal],
+                |x| x.get(0),
+            )
+            .unwrap();
+        assert!(last_change.contains(&target), "the move syncs like any change: {last_change}");
     }
 }

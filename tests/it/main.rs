@@ -8,6 +8,7 @@ mod gui;
 mod harness;
 mod keyring;
 mod notify;
+mod rules;
 #[cfg(feature = "wip-media")]
 mod media;
 #[cfg(feature = "wip-sip")]

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clinicdesk::media::{
-    AudioSink, AudioSource, CallStats, CodecKind, MediaConfig, MediaEvent, MediaHandle, MediaSession, NullSource,
-    RtpSockets, TonePattern, ToneSource, WavSink, WavSource, bind_rtp,
+    AudioSink, AudioSource, CallStats, CodecKind, DeviceDirection, DeviceEvent, MediaConfig, MediaEvent, MediaHandle,
+    MediaSession, NullSource, RtpSockets, TonePattern, ToneSource, WavSink, WavSource, bind_rtp,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -99,6 +99,7 @@ fn assert_tone(path: &Path, freq: f32, level: f32, what: &str) {
     assert!((f - freq).abs() <= 10.0, "{what}: {f} Hz where {freq} Hz was sent");
     let expected = level / 2f32.sqrt();
     let got = rms(tone);
+    eprintln!("{what}: {f:.1} Hz, RMS {got:.3} (sent {expected:.3})");
     // Within ±2 dB of what was sent.
     assert!(got > expected * 0.79 && got < expected * 1.26, "{what}: RMS {got}, sent {expected}");
 }
@@ -365,20 +366,20 @@ async fn through_loss_and_jitter_the_tone_has_no_gap_and_the_buffer_adapts() {
 // ---------------------------------------------------------------------------------------------
 // Sound devices through PulseAudio null devices
 
-/// A private PulseAudio with a virtual microphone (`micsrc` → `mic`) and speaker (`spk`).
+/// A private PulseAudio with a virtual microphone (`micsrc` → `mic`) and speaker (`spk`),
+/// its sockets and script under `dir`; killed when dropped.
 struct Pulse {
-    dir: tempfile::TempDir,
-    _daemon: Peer,
+    dir: PathBuf,
+    daemon: std::process::Child,
 }
 
 impl Pulse {
-    fn start() -> Pulse {
+    fn start(dir: &Path) -> Pulse {
         let pulseaudio = require("pulseaudio", "pulseaudio");
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = dir.path().join("run");
+        let runtime = dir.join("run");
         std::fs::create_dir_all(&runtime).unwrap();
         std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        let script = dir.path().join("pa.pa");
+        let script = dir.join("pa.pa");
         std::fs::write(
             &script,
             "load-module module-native-protocol-unix\n\
@@ -389,17 +390,21 @@ impl Pulse {
              set-default-source mic\n",
         )
         .unwrap();
+        // A socket left by a killed server would look like a live one.
+        let socket = runtime.join("pulse/native");
+        let _ = std::fs::remove_file(&socket);
         let mut cmd = Command::new(pulseaudio);
         cmd.args(["-n", "-F"])
             .arg(&script)
             .args(["--exit-idle-time=-1", "--disallow-exit", "--daemonize=no", "--use-pid-file=no"])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        Pulse::env(&mut cmd, dir.path());
-        let daemon = Peer::spawn("pulseaudio", &mut cmd);
-        let socket = runtime.join("pulse/native");
+        Pulse::env(&mut cmd, dir);
+        let daemon = cmd.spawn().unwrap_or_else(|e| panic!("cannot start pulseaudio: {e}"));
+        let pulse = Pulse { dir: dir.to_path_buf(), daemon };
         wait_for("the PulseAudio socket", Duration::from_secs(15), || socket.exists());
-        Pulse { dir, _daemon: daemon }
+        pulse
     }
 
     fn env(cmd: &mut Command, dir: &Path) {
@@ -410,30 +415,44 @@ impl Pulse {
 
     fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
-        Pulse::env(&mut cmd, self.dir.path());
+        Pulse::env(&mut cmd, &self.dir);
         cmd
+    }
+
+    /// paplay of `wav` into the virtual microphone.
+    fn feed_microphone(&self, wav: &Path) -> Peer {
+        let paplay = require("paplay", "pulseaudio-utils");
+        Peer::spawn(
+            "paplay",
+            self.command(&paplay).args(["-d", "micsrc"]).arg(wav).stdout(Stdio::null()).stderr(Stdio::null()),
+        )
+    }
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
     }
 }
 
 const PULSE_CHILD: &str = "CLINICDESK_MEDIA_PULSE_CHILD";
+const PULSE_PID: &str = "CLINICDESK_MEDIA_PULSE_PID";
 
 /// Runs with the cpal devices of the private PulseAudio: this test binary again, as a child
 /// process with the PulseAudio environment (changing the environment of a running test
 /// binary would race with the other tests' threads).
 #[test]
 fn sound_devices_carry_a_call_through_pulseaudio() {
-    let pulse = Pulse::start();
-    let paplay = require("paplay", "pulseaudio-utils");
+    let work_dir = tempfile::tempdir().unwrap();
+    let work = work_dir.path();
+    let pulse = Pulse::start(work);
     let parec = require("parec", "pulseaudio-utils");
-    let work = pulse.dir.path();
     let mic_feed = work.join("mic-440.wav");
-    write_tone(&mic_feed, 440.0, 48000, 12.0, 0.5);
-    let _player = Peer::spawn(
-        "paplay",
-        pulse.command(&paplay).args(["-d", "micsrc"]).arg(&mic_feed).stdout(Stdio::null()).stderr(Stdio::null()),
-    );
+    write_tone(&mic_feed, 440.0, 48000, 30.0, 0.5);
+    let _player = pulse.feed_microphone(&mic_feed);
     let speaker = work.join("speaker.raw");
-    let _recorder = Peer::spawn(
+    let recorder = Peer::spawn(
         "parec",
         pulse
             .command(&parec)
@@ -446,27 +465,50 @@ fn sound_devices_carry_a_call_through_pulseaudio() {
         .command(&std::env::current_exe().unwrap())
         .args(["media::pulse_call_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(PULSE_CHILD, &far_recording)
+        .env(PULSE_PID, pulse.daemon.id().to_string())
         .output()
         .unwrap();
     let log = format!("{}{}", String::from_utf8_lossy(&child.stdout), String::from_utf8_lossy(&child.stderr));
     assert!(child.status.success(), "the call through the sound devices failed:\n{log}");
     assert!(log.contains("1 passed"), "the child test did not run:\n{log}");
-    // What was played into the virtual microphone reached the far side.
-    assert_tone(&far_recording, 440.0, 0.5, "virtual microphone → far side");
-    // What the far side sent was played on the virtual speaker.
-    drop(_recorder);
+    eprintln!("{log}");
+    // What the far side sent was played on the virtual speaker (recorded until the server was
+    // killed mid-call by the child).
+    drop(recorder);
     let raw = std::fs::read(&speaker).unwrap();
     let samples: Vec<f32> = raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect();
     let tone = active(&samples, 48000);
     let f = frequency(tone, 48000);
+    eprintln!("far side → virtual speaker: {f:.1} Hz, RMS {:.3}", rms(tone));
     assert!((f - 1000.0).abs() <= 10.0, "the speaker played {f} Hz where the far side sent 1000 Hz");
     assert!(rms(tone) > 0.1, "the speaker is too quiet: {}", rms(tone));
+}
+
+/// Waits for device events until `done` says enough, or `seconds` pass.
+async fn device_events(
+    events: &mut UnboundedReceiver<MediaEvent>,
+    seconds: u64,
+    mut done: impl FnMut(&[DeviceEvent]) -> bool,
+) -> Vec<DeviceEvent> {
+    let mut seen = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    while let Ok(Some(event)) = tokio::time::timeout_at(until, events.recv()).await {
+        if let MediaEvent::Device(e) = event {
+            seen.push(e);
+            if done(&seen) {
+                break;
+            }
+        }
+    }
+    seen
 }
 
 #[test]
 #[ignore = "run by sound_devices_carry_a_call_through_pulseaudio in its own PulseAudio environment"]
 fn pulse_call_child() {
     let far_recording = PathBuf::from(std::env::var_os(PULSE_CHILD).expect("run by the PulseAudio test"));
+    let work = far_recording.parent().unwrap().to_path_buf();
+    let server_pid = std::env::var(PULSE_PID).expect("the server's pid");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         // A name that does not exist: the default is used, with a notice.
@@ -480,19 +522,50 @@ fn pulse_call_child() {
             Box::new(ToneSource::new(TonePattern::steady(1000.0, 0.4), 48000)),
             Box::new(WavSink::create(&far_recording, 48000).unwrap()),
         );
-        let mut notices = Vec::new();
-        let until = tokio::time::Instant::now() + Duration::from_secs(6);
-        while let Ok(Some(event)) = tokio::time::timeout_at(until, near.events.recv()).await {
-            if let MediaEvent::Device(e) = event {
-                notices.push(e);
-            }
-        }
-        far.handle.stop().await.unwrap();
-        near.handle.stop().await.unwrap();
+        let notices = device_events(&mut near.events, 5, |_| false).await;
         assert!(
-            notices.iter().any(|e| matches!(e, clinicdesk::media::DeviceEvent::Changed { from, .. }
-                if from == "Headset That Was Unplugged")),
+            notices
+                .iter()
+                .any(|e| matches!(e, DeviceEvent::Changed { from, .. } if from == "Headset That Was Unplugged")),
             "{notices:?}"
         );
+
+        // The sound server dies mid-call (as a USB headset vanishes): the devices fail, the
+        // call goes on, and once a default device is back the sound is too.
+        let killed_at = far.handle.stats().duration_ms;
+        Command::new("kill").args(["-9", &server_pid]).status().unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let restarted = Pulse::start(&work);
+        let _player = restarted.feed_microphone(&work.join("mic-440.wav"));
+        let replaced = device_events(&mut near.events, 20, |seen| {
+            let changed =
+                |d| seen.iter().any(|e| matches!(e, DeviceEvent::Changed { direction, .. } if *direction == d));
+            changed(DeviceDirection::Input) && changed(DeviceDirection::Output)
+        })
+        .await;
+        eprintln!("device events after the server died: {replaced:?}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let stopped_at = far.handle.stats().duration_ms;
+        far.handle.stop().await.unwrap();
+        near.handle.stop().await.unwrap();
+        for direction in [DeviceDirection::Input, DeviceDirection::Output] {
+            assert!(
+                replaced.iter().any(|e| matches!(e, DeviceEvent::Changed { direction: d, .. } if *d == direction)),
+                "no replacement {direction:?} device: {replaced:?}"
+            );
+        }
+
+        // The far side heard the virtual microphone before the failure and again after it.
+        let (samples, rate) = read_wav(&far_recording);
+        let at = |ms: u64| (ms as usize * rate as usize / 1000).min(samples.len());
+        let before = &samples[at(1500)..at(killed_at)];
+        let after = &samples[at(stopped_at - 1500)..at(stopped_at)];
+        for (what, part) in [("before", before), ("after", after)] {
+            let f = frequency(part, rate);
+            eprintln!("virtual microphone → far side, {what} the server died: {f:.1} Hz, RMS {:.3}", rms(part));
+            assert!((f - 440.0).abs() <= 10.0, "{what}: {f} Hz");
+            let expected = 0.5 / 2f32.sqrt();
+            assert!(rms(part) > expected * 0.79 && rms(part) < expected * 1.26, "{what}: RMS {}", rms(part));
+        }
     });
 }

@@ -195,9 +195,15 @@ pub fn execute(url: &str, sql: &str) {
     Sql::connect(url).execute(sql);
 }
 
+/// The binary under test: cargo's, or CLINICDESK_TEST_BINARY (a copy
+/// that other builds sharing the target directory cannot replace midway).
+pub fn binary() -> PathBuf {
+    std::env::var_os("CLINICDESK_TEST_BINARY").map_or_else(harness::binary, PathBuf::from)
+}
+
 /// Runs the real binary; `profile` adds `--profile`.
 pub fn cli(profile: Option<&Path>, args: &[&str]) -> Output {
-    let mut c = Command::new(harness::binary());
+    let mut c = Command::new(binary());
     if let Some(p) = profile {
         c.arg("--profile").arg(p);
     }

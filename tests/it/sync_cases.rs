@@ -295,6 +295,10 @@ fn offline_writes_reach_the_other_workstation_and_the_status_says_so() {
         })
     };
     wait_status("A online and caught up", &|s| s.online && s.pending == 0 && s.last_sync.is_some());
+    // One sync per profile: a second one is refused, saying why.
+    let second = cli(Some(a.path()), &["sync", "--database-url", &url, "--once"]);
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already syncing"));
     pg.stop();
     wait_status("A offline", &|s| !s.online && s.error.is_some());
     let mut ra = open(a.path());
@@ -445,7 +449,7 @@ fn bad_urls_and_unreachable_servers_get_clear_messages_without_the_password() {
     }
     // clap never shows the environment's URL either.
     let help =
-        Command::new(harness::binary()).args(["sync", "--help"]).env("CLINICDESK_DATABASE_URL", &url).output().unwrap();
+        Command::new(binary()).args(["sync", "--help"]).env("CLINICDESK_DATABASE_URL", &url).output().unwrap();
     assert!(!String::from_utf8_lossy(&help.stdout).contains("Sup3rSecret"));
 }
 

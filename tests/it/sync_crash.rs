@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use clinicdesk::crm::{Country, PersonForm};
 use clinicdesk::sync;
 
-use super::super::harness::{Peer, binary, wait_for};
+use super::super::harness::{Peer, wait_for};
 use super::*;
 
 fn start_sync(profile: &Path, url: &str) -> Peer {

@@ -32,3 +32,4 @@ err-database = The local database reported an error: { $detail }
 err-unknown-user = There is no user with the login “{ $login }” in this clinic. Check “My login” in Settings.
 err-no-keyring = No keyring is available to keep the password (no Secret Service answered). Start or unlock the desktop keyring (e.g. gnome-keyring) and save again.
 err-keyring = The keyring refused to keep the password: { $detail }
+err-no-right-to-save = You do not have the right to save this. Ask the clinic head for it.

@@ -36,3 +36,4 @@ field-starts = Starts
 field-duration = Duration, min
 field-cancel-reason = Reason for cancelling
 form-save-after-call = Save after the call ends.
+field-deal = Deal

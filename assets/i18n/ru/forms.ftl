@@ -36,3 +36,4 @@ field-starts = Начало
 field-duration = Длительность, мин
 field-cancel-reason = Причина отмены
 form-save-after-call = Сохранить можно после окончания звонка.
+field-deal = Сделка

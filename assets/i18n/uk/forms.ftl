@@ -36,3 +36,4 @@ field-starts = Початок
 field-duration = Тривалість, хв
 field-cancel-reason = Причина скасування
 form-save-after-call = Зберегти можна після закінчення дзвінка.
+field-deal = Угода
