@@ -252,6 +252,9 @@ mod tests {
         add("visit-status", VisitStatus::ALL.iter().map(|v| v.code()).collect());
         add("role", RoleCode::ALL.iter().map(|v| v.code()).collect());
         add("country", vec![Country::Ru.code(), Country::Ua.code()]);
+        add("operator-status", OperatorStatus::ALL.iter().map(|v| v.code()).collect());
+        let rights: Vec<String> = Right::ALL.iter().map(|r| r.code().replace('.', "-")).collect();
+        add("right", rights.iter().map(String::as_str).collect());
         // The kinds of person_phones (schema.sql).
         add("phone-kind", vec!["mobile", "home", "work", "relative", "other"]);
         let missing: Vec<_> = wanted.iter().filter(|k| !en.contains(*k)).collect();

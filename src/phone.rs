@@ -44,6 +44,19 @@ pub enum PhoneCommand {
         call_id: String,
         digits: String,
     },
+    /// The operator's status changed: whether calls may ring.
+    SetAvailability(Availability),
+}
+
+/// Whether calls ring at this workstation (from the operator's status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    Available,
+    /// Answer new calls busy (486).
+    Busy,
+    /// Do not disturb: decline new calls as temporarily unavailable (480).
+    DoNotDisturb,
 }
 
 /// Why a call ended.

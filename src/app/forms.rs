@@ -397,9 +397,27 @@ fn inquiry_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut InquiryForm, erro
 }
 
 fn task_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut TaskForm, errors: &[FieldError]) {
+    // A template fills type, title, deadline and reminder in one step.
+    let templates: Vec<crate::store::queries::Choice> = env
+        .dicts
+        .task_templates
+        .iter()
+        .map(|t| crate::store::queries::Choice { id: t.id.clone(), name: t.title.clone() })
+        .collect();
+    let before = f.template_id.clone();
+    choice_ui(ui, env, "field-template", &mut f.template_id, &templates, "", errors);
+    if f.template_id != before
+        && let Some(t) = env.dicts.task_templates.iter().find(|t| Some(&t.id) == f.template_id.as_ref())
+    {
+        f.task_type_id = Some(t.task_type_id.clone());
+        f.title = t.title.clone();
+        f.deadline = format_local_datetime(now_millis() + t.deadline_offset_min * 60_000);
+        f.remind_before = t.reminder_offset_min.map(|m| m.to_string()).unwrap_or_default();
+    }
     field_ui(ui, env, "field-title", &mut f.title, "title", errors);
     choice_ui(ui, env, "field-task-type", &mut f.task_type_id, &env.dicts.task_types, "task_type", errors);
     field_ui(ui, env, "field-deadline", &mut f.deadline, "deadline", errors);
+    field_ui(ui, env, "field-remind-before", &mut f.remind_before, "remind_before", errors);
     choice_ui(ui, env, "field-responsible", &mut f.responsible_id, &env.dicts.users, "", errors);
     enum_ui(ui, env, "field-status", &mut f.status, TaskStatus::ALL, |s| s.code(), "task-status");
     field_ui(ui, env, "field-description", &mut f.description, "", errors);

@@ -21,7 +21,8 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 use crate::crm::*;
 use crate::i18n::{I18n, Language};
 use crate::notify::{Notifier, NotifyEvent};
-use crate::phone::{PhoneCommand, PhoneLink};
+use crate::phone::{Availability, PhoneCommand, PhoneLink};
+use crate::settings::UnavailableAnswer;
 use crate::settings::{LocalSettings, Profile};
 use crate::store::Replica;
 use crate::store::queries::{CurrentUser, Dictionaries};
@@ -57,17 +58,19 @@ pub enum Screen {
     Deals,
     Tasks,
     People,
+    Team,
     Settings,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 7] = [
+    pub const ALL: [Screen; 8] = [
         Screen::Calls,
         Screen::Missed,
         Screen::Inquiries,
         Screen::Deals,
         Screen::Tasks,
         Screen::People,
+        Screen::Team,
         Screen::Settings,
     ];
 
@@ -79,6 +82,7 @@ impl Screen {
             Screen::Deals => "nav-deals",
             Screen::Tasks => "nav-tasks",
             Screen::People => "nav-people",
+            Screen::Team => "nav-team",
             Screen::Settings => "nav-settings",
         }
     }
@@ -92,6 +96,7 @@ impl Screen {
             Screen::Tasks => Key::Num5,
             Screen::People => Key::Num6,
             Screen::Settings => Key::Num7,
+            Screen::Team => Key::Num8,
         };
         KeyboardShortcut::new(Modifiers::ALT, key)
     }
@@ -158,6 +163,9 @@ pub struct ClinicApp {
     screen: Screen,
     calls: screens::calls::CallsScreen,
     missed: screens::missed::MissedScreen,
+    team: screens::team::TeamScreen,
+    /// What this operator is doing now.
+    my_status: OperatorStatus,
     phone: calls::Calls,
     inquiries: screens::inquiries::InquiriesScreen,
     deals: screens::deals::DealsScreen,
@@ -199,6 +207,8 @@ impl ClinicApp {
             screen: Screen::Calls,
             calls: Default::default(),
             missed: Default::default(),
+            team: Default::default(),
+            my_status: OperatorStatus::Free,
             phone: {
                 let mut phone = calls::Calls::default();
                 if let Some(link) = startup.phone {
@@ -289,6 +299,7 @@ impl ClinicApp {
                 Event::User { login, found } => match found {
                     Some((user, rights)) => {
                         services.command(Command::SetRights(rights.clone()));
+                        services.query(Query::Team);
                         notifier_for = Some(user.id.clone());
                         self.user = Some(user);
                         self.rights = rights;
@@ -355,6 +366,16 @@ impl ClinicApp {
                     }
                 }
                 Event::MissedCalls(rows) => self.missed.set_rows(rows),
+                Event::Team(members) => {
+                    if let Some(me) = self.user.as_ref().and_then(|u| members.iter().find(|m| m.user_id == u.id)) {
+                        self.my_status = me.status.unwrap_or(OperatorStatus::Free);
+                    }
+                    self.team.set_members(members);
+                }
+                Event::UserRights { user_id, rows } => self.team.set_rights(user_id, rows),
+                Event::TeamChanged => {
+                    self.team.invalidate();
+                }
                 Event::OpenDeals { person_id, deals } => {
                     if let Some(editor) = &mut self.editor {
                         editor.set_deal_choices(&person_id, deals);
@@ -439,6 +460,7 @@ impl ClinicApp {
         self.tasks.list.invalidate();
         self.deals.invalidate();
         self.missed.invalidate();
+        self.team.invalidate();
         if let Some(services) = &self.services {
             self.people.refresh(services);
         }
@@ -552,9 +574,22 @@ impl ClinicApp {
             actions: &mut actions,
         };
 
+        let mut status = self.my_status;
         egui::Panel::top("status").show(ui, |ui| {
-            widgets::status_bar_ui(ui, &mut env, self.status.as_ref().map(|(m, _)| m));
+            widgets::status_bar_ui(ui, &mut env, self.status.as_ref().map(|(m, _)| m), &mut status);
         });
+        if status != self.my_status {
+            self.my_status = status;
+            if let Some(user) = &self.user {
+                services.command(Command::SetOperatorStatus { user_id: user.id.clone(), status });
+            }
+            let availability = match (status.declines_calls(), self.settings.when_unavailable) {
+                (false, _) => Availability::Available,
+                (true, UnavailableAnswer::Busy) => Availability::Busy,
+                (true, UnavailableAnswer::DoNotDisturb) => Availability::DoNotDisturb,
+            };
+            self.phone.send(PhoneCommand::SetAvailability(availability));
+        }
         egui::Panel::left("navigation").resizable(false).default_size(170.0).show(ui, |ui| {
             nav_ui(ui, &mut env, self.screen);
         });
@@ -567,6 +602,7 @@ impl ClinicApp {
                     Screen::Deals => self.deals.ui(ui, &mut env),
                     Screen::Tasks => self.tasks.ui(ui, &mut env),
                     Screen::People => self.people.ui(ui, &mut env),
+                    Screen::Team => self.team.ui(ui, &mut env),
                     Screen::Settings => {
                         return self.settings_screen.ui(ui, &mut env, &mut self.settings, self.settings_writable);
                     }
@@ -719,6 +755,9 @@ fn nav_ui(ui: &mut egui::Ui, env: &mut Env<'_>, current: Screen) {
     ui.heading("ClinicDesk");
     ui.add_space(8.0);
     for screen in Screen::ALL {
+        if screen == Screen::Team && !screens::team::TeamScreen::allowed(env.rights) {
+            continue;
+        }
         let label = env.tr(screen.title_key());
         let response = ui
             .add_sized([ui.available_width(), 28.0], egui::Button::selectable(current == screen, label))

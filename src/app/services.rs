@@ -73,6 +73,12 @@ pub enum Query {
     OpenDeals {
         person_id: String,
     },
+    /// Operators and their statuses.
+    Team,
+    /// One user's rights, for the head's editor.
+    UserRights {
+        user_id: String,
+    },
 }
 
 /// A record to open in its editor.
@@ -132,6 +138,15 @@ pub enum Command {
     /// The rights of the signed-in user, which every save is checked
     /// against.
     SetRights(Rights),
+    SetOperatorStatus {
+        user_id: String,
+        status: OperatorStatus,
+    },
+    SetUserRight {
+        user_id: String,
+        right: Right,
+        granted: Option<bool>,
+    },
 }
 
 /// What was saved.
@@ -204,6 +219,13 @@ pub enum Event {
         person_id: String,
         deals: Vec<Choice>,
     },
+    Team(Vec<TeamMember>),
+    UserRights {
+        user_id: String,
+        rows: Vec<RightRow>,
+    },
+    /// Team or rights changed: read them again.
+    TeamChanged,
     MissedCalls(Vec<MissedCallRow>),
     /// A read failed (the replica may be damaged).
     ReadFailed(Message),
@@ -354,6 +376,11 @@ fn answer(conn: &rusqlite::Connection, query: Query) -> crate::store::Result<Eve
         }),
         Query::Drafts => Event::Drafts(drafts(conn)?),
         Query::MissedCalls => Event::MissedCalls(missed_calls(conn, 500)?),
+        Query::Team => Event::Team(queries::team(conn)?),
+        Query::UserRights { user_id } => {
+            let rows = queries::user_rights(conn, &user_id)?;
+            Event::UserRights { user_id, rows }
+        }
         Query::OpenDeals { person_id } => {
             let deals = queries::open_deals_of(conn, &person_id)?;
             Event::OpenDeals { person_id, deals }
@@ -406,6 +433,19 @@ fn writer_loop(mut replica: Replica, settings_path: PathBuf, commands: Receiver<
             Command::SaveDraft { key, form } => match replica.save_draft(&key, &form) {
                 Ok(()) => continue,
                 Err(e) => Event::SaveFailed { kind: RecordKind::Draft, error: Message::from(&e) },
+            },
+            Command::SetOperatorStatus { user_id, status } => match replica.set_operator_status(&user_id, status) {
+                Ok(()) => Event::TeamChanged,
+                Err(e) => Event::SaveFailed { kind: RecordKind::Person, error: Message::from(&e) },
+            },
+            // Only the clinic head changes rights.
+            Command::SetUserRight { .. } if !rights.has(Right::AllCrm) => {
+                Event::SaveFailed { kind: RecordKind::Person, error: Message::new("err-no-right-to-save") }
+            }
+            Command::SetUserRight { user_id, right, granted } => match replica.set_user_right(&user_id, right, granted)
+            {
+                Ok(()) => Event::TeamChanged,
+                Err(e) => Event::SaveFailed { kind: RecordKind::Person, error: Message::from(&e) },
             },
             Command::SetRights(new) => {
                 rights = new;

@@ -150,14 +150,31 @@ pub fn notice_ui(ctx: &egui::Context, i18n: &I18n, message: &Message) -> bool {
     dismissed || ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Enter))
 }
 
-pub fn status_bar_ui(ui: &mut egui::Ui, env: &mut Env<'_>, status: Option<&Message>) {
+pub fn status_bar_ui(
+    ui: &mut egui::Ui,
+    env: &mut Env<'_>,
+    status: Option<&Message>,
+    operator_status: &mut crate::crm::OperatorStatus,
+) {
     ui.horizontal(|ui| {
         match env.user {
             Some(u) => {
-                ui.label(format!("{} · {}", u.full_name, super::widgets::enum_text(env.i18n, "role", u.role.code())))
+                ui.label(format!("{} · {}", u.full_name, enum_text(env.i18n, "role", u.role.code())));
+                let label = ui.label(env.tr("status-mine"));
+                egui::ComboBox::from_id_salt("operator-status")
+                    .selected_text(enum_text(env.i18n, "operator-status", operator_status.code()))
+                    .show_ui(ui, |ui| {
+                        for s in crate::crm::OperatorStatus::ALL {
+                            ui.selectable_value(operator_status, *s, enum_text(env.i18n, "operator-status", s.code()));
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id);
             }
-            None => ui.label(env.tr("status-no-user")),
-        };
+            None => {
+                ui.label(env.tr("status-no-user"));
+            }
+        }
         ui.separator();
         ui.label(env.tr("status-offline-replica"));
         if let Some(status) = status {

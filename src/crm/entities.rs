@@ -48,6 +48,19 @@ code_enum! {
     VisitStatus { Booked = "booked", Confirmed = "confirmed", Arrived = "arrived", Cancelled = "cancelled" }
 }
 
+code_enum! {
+    /// What an operator is doing now.
+    OperatorStatus { Free = "free", WithClient = "with_client", Break = "break", Away = "away" }
+}
+
+impl OperatorStatus {
+    /// Whether a call arriving now should not ring (answered busy or "do
+    /// not disturb", as the workstation's setting says).
+    pub fn declines_calls(self) -> bool {
+        matches!(self, OperatorStatus::WithClient | OperatorStatus::Break)
+    }
+}
+
 impl TaskStatus {
     pub fn is_open(self) -> bool {
         matches!(self, TaskStatus::Open | TaskStatus::InProgress)
@@ -264,6 +277,9 @@ pub struct TaskForm {
     pub description: String,
     pub responsible_id: Option<String>,
     pub deadline: String,
+    /// Minutes before the deadline to remind; empty for no reminder.
+    pub remind_before: String,
+    pub template_id: Option<String>,
     pub status: Option<TaskStatus>,
     pub person_id: Option<String>,
     pub inquiry_id: Option<String>,
@@ -278,6 +294,8 @@ pub struct TaskRecord {
     pub description: String,
     pub responsible_id: Option<String>,
     pub deadline_at: Millis,
+    pub remind_at: Option<Millis>,
+    pub template_id: Option<String>,
     pub status: TaskStatus,
     pub person_id: Option<String>,
     pub inquiry_id: Option<String>,
@@ -297,6 +315,16 @@ impl TaskForm {
         if deadline_at.is_none() {
             errors.push(FieldError::new("deadline", "err-datetime-format").arg("input", self.deadline.trim()));
         }
+        let remind_before = match self.remind_before.trim() {
+            "" => None,
+            text => match text.parse::<i64>() {
+                Ok(m) if (0..=7 * 24 * 60).contains(&m) => Some(m),
+                _ => {
+                    errors.push(FieldError::new("remind_before", "err-remind-before").arg("input", text));
+                    None
+                }
+            },
+        };
         match (errors.is_empty(), deadline_at, &self.task_type_id) {
             (true, Some(deadline_at), Some(task_type_id)) => Ok(TaskRecord {
                 id: self.id.clone(),
@@ -305,6 +333,8 @@ impl TaskForm {
                 description: self.description.trim().to_string(),
                 responsible_id: self.responsible_id.clone(),
                 deadline_at,
+                remind_at: remind_before.map(|m| deadline_at - m * 60_000),
+                template_id: self.template_id.clone(),
                 status: self.status.unwrap_or(TaskStatus::Open),
                 person_id: self.person_id.clone(),
                 inquiry_id: self.inquiry_id.clone(),

@@ -32,6 +32,9 @@ pub struct LocalSettings {
     pub country: Country,
     /// Login of the user who works at this workstation.
     pub user_login: Option<String>,
+    /// How calls are declined while the operator is "with a client" or on a
+    /// break.
+    pub when_unavailable: UnavailableAnswer,
     pub audio: AudioSettings,
     pub sip: SipAccount,
 }
@@ -46,10 +49,21 @@ impl Default for LocalSettings {
             language: None,
             country: Country::Ru,
             user_login: None,
+            when_unavailable: UnavailableAnswer::Busy,
             audio: AudioSettings::default(),
             sip: SipAccount::default(),
         }
     }
+}
+
+/// How a workstation declines calls while its operator is busy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnavailableAnswer {
+    /// "Busy here" (486): the caller hears busy, the PBX may try another.
+    Busy,
+    /// "Do not disturb" (480): the call is declined as unavailable.
+    DoNotDisturb,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -60,7 +60,8 @@ pub fn inquiry(conn: &Connection, id: &str) -> Result<Option<InquiryForm>> {
 pub fn task(conn: &Connection, id: &str) -> Result<Option<TaskForm>> {
     Ok(conn
         .query_row(
-            "SELECT task_type_id, title, description, responsible_id, deadline_at, status, person_id, inquiry_id, deal_id
+            "SELECT task_type_id, title, description, responsible_id, deadline_at, status, person_id, inquiry_id, deal_id,
+                    (deadline_at - remind_at) / 60000, template_id
              FROM tasks WHERE id = ? AND deleted_at IS NULL",
             [id],
             |r| {
@@ -71,6 +72,8 @@ pub fn task(conn: &Connection, id: &str) -> Result<Option<TaskForm>> {
                     description: r.get(2)?,
                     responsible_id: r.get(3)?,
                     deadline: format_local_datetime(r.get(4)?),
+                    remind_before: r.get::<_, Option<i64>>(9)?.map(|m| m.to_string()).unwrap_or_default(),
+                    template_id: r.get(10)?,
                     status: r.get(5)?,
                     person_id: r.get(6)?,
                     inquiry_id: r.get(7)?,

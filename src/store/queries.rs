@@ -483,9 +483,20 @@ pub struct CurrentUser {
     pub role: RoleCode,
 }
 
+/// A task template: type, title, deadline and reminder offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateChoice {
+    pub id: String,
+    pub title: String,
+    pub task_type_id: String,
+    pub deadline_offset_min: i64,
+    pub reminder_offset_min: Option<i64>,
+}
+
 /// Everything the forms' pickers offer, loaded once.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dictionaries {
+    pub task_templates: Vec<TemplateChoice>,
     pub reasons: Vec<Choice>,
     pub channels: Vec<Choice>,
     pub task_types: Vec<Choice>,
@@ -510,6 +521,22 @@ fn choices(conn: &Connection, sql: &str) -> Result<Vec<Choice>> {
 
 pub fn dictionaries(conn: &Connection) -> Result<Dictionaries> {
     Ok(Dictionaries {
+        task_templates: {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, title, task_type_id, deadline_offset_min, reminder_offset_min FROM task_templates
+                 WHERE deleted_at IS NULL ORDER BY title",
+            )?;
+            stmt.query_map([], |r| {
+                Ok(TemplateChoice {
+                    id: r.get(0)?,
+                    title: r.get(1)?,
+                    task_type_id: r.get(2)?,
+                    deadline_offset_min: r.get(3)?,
+                    reminder_offset_min: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        },
         reasons: choices(conn, "SELECT id, name FROM inquiry_reasons WHERE deleted_at IS NULL ORDER BY name")?,
         channels: choices(conn, "SELECT id, name FROM ad_channels WHERE deleted_at IS NULL AND active = 1 ORDER BY name")?,
         task_types: choices(conn, "SELECT id, name FROM task_types WHERE deleted_at IS NULL ORDER BY name")?,
@@ -572,6 +599,68 @@ pub fn open_deals_of(conn: &Connection, person_id: &str) -> Result<Vec<Choice>> 
     )?;
     let rows = stmt.query_map([person_id], |r| Ok(Choice { id: r.get(0)?, name: r.get(1)? }))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// An operator (or supervisor) and what they are doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeamMember {
+    pub user_id: String,
+    pub full_name: String,
+    pub role: RoleCode,
+    pub status: Option<OperatorStatus>,
+    pub since: Option<Millis>,
+}
+
+/// Everyone who answers phones, with their status (for supervisors).
+pub fn team(conn: &Connection) -> Result<Vec<TeamMember>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.full_name, r.code, s.status, s.since FROM users u JOIN roles r ON r.id = u.role_id
+         LEFT JOIN operator_statuses s ON s.user_id = u.id AND s.deleted_at IS NULL
+         WHERE u.deleted_at IS NULL AND u.active = 1 AND r.code IN ('operator', 'supervisor')
+         ORDER BY r.code, u.full_name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TeamMember {
+            user_id: r.get(0)?,
+            full_name: r.get(1)?,
+            role: r.get(2)?,
+            status: r.get(3)?,
+            since: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A user's rights: for each right, whether they have it and whether that
+/// differs from their role (the clinic head's rights editor).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RightRow {
+    pub right: Right,
+    pub effective: bool,
+    /// Set by the head on top of the role: granted (true) or taken (false).
+    pub over_role: Option<bool>,
+}
+
+pub fn user_rights(conn: &Connection, user_id: &str) -> Result<Vec<RightRow>> {
+    let role: Option<String> =
+        conn.prepare_cached("SELECT role_id FROM users WHERE id = ?")?.query_row([user_id], |r| r.get(0)).optional()?;
+    let Some(role) = role else { return Ok(Vec::new()) };
+    let role_rights: Vec<String> = conn
+        .prepare_cached("SELECT right_code FROM role_rights WHERE role_id = ? AND deleted_at IS NULL")?
+        .query_map([&role], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let overrides: Vec<(String, bool)> = conn
+        .prepare_cached("SELECT right_code, granted FROM user_rights WHERE user_id = ? AND deleted_at IS NULL")?
+        .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Right::ALL
+        .iter()
+        .map(|&right| {
+            let over_role = overrides.iter().find(|(c, _)| c == right.code()).map(|(_, g)| *g);
+            let by_role = role_rights.iter().any(|c| c == right.code());
+            RightRow { right, effective: over_role.unwrap_or(by_role), over_role }
+        })
+        .collect())
 }
 
 /// One of the clinic's global settings (JSON), if set.

@@ -174,6 +174,8 @@ impl Replica {
                 ("description", text(&task.description)),
                 ("responsible_id", opt_ref(&task.responsible_id)),
                 ("deadline_at", int(task.deadline_at)),
+                ("remind_at", opt_int(task.remind_at)),
+                ("template_id", opt_ref(&task.template_id)),
                 ("status", text(task.status.code())),
                 ("person_id", opt_ref(&task.person_id)),
                 ("inquiry_id", opt_ref(&task.inquiry_id)),
@@ -244,6 +246,59 @@ impl Replica {
                     w.insert("deals", &id, &all)?;
                     Ok(id)
                 }
+            }
+        })
+    }
+
+    /// Sets what the operator `user_id` is doing now (one row per user).
+    pub fn set_operator_status(&mut self, user_id: &str, status: OperatorStatus) -> Result<()> {
+        self.write(|w| {
+            let existing: Option<String> = w
+                .tx()
+                .query_row("SELECT id FROM operator_statuses WHERE user_id = ?", [user_id], |r| r.get(0))
+                .optional()?;
+            let columns = [("status", text(status.code())), ("since", int(w.now())), ("deleted_at", Value::Null)];
+            match existing {
+                Some(id) => w.update_changed("operator_statuses", &id, &columns[..2]),
+                None => {
+                    let mut all = columns[..2].to_vec();
+                    all.push(("user_id", text(user_id)));
+                    w.insert("operator_statuses", &new_id(), &all)
+                }
+            }
+        })
+    }
+
+    /// Grants (Some(true)) or takes (Some(false)) a right from one user on
+    /// top of their role, or returns them to the role's default (None).
+    pub fn set_user_right(&mut self, user_id: &str, right: Right, granted: Option<bool>) -> Result<()> {
+        self.write(|w| {
+            let existing: Option<(String, bool)> = w
+                .tx()
+                .query_row(
+                    "SELECT id, deleted_at IS NULL FROM user_rights WHERE user_id = ? AND right_code = ?",
+                    [user_id, right.code()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match (existing, granted) {
+                (Some((id, true)), Some(g)) => w.update_changed("user_rights", &id, &[("granted", int(i64::from(g)))]),
+                (Some((id, true)), None) => w.delete("user_rights", &id),
+                (Some((id, false)), Some(g)) => {
+                    // Revive the tombstone: the (user, right) pair is unique.
+                    w.tx().execute(
+                        "UPDATE user_rights SET deleted_at = NULL, granted = ?, row_version = row_version + 1, updated_at = ?
+                         WHERE id = ?",
+                        rusqlite::params![i64::from(g), w.now(), id],
+                    )?;
+                    w.queue_raw("user_rights", &id, "update", &[("granted", int(i64::from(g))), ("deleted_at", Value::Null)])
+                }
+                (None, Some(g)) => w.insert(
+                    "user_rights",
+                    &new_id(),
+                    &[("user_id", text(user_id)), ("right_code", text(right.code())), ("granted", int(i64::from(g)))],
+                ),
+                (_, None) => Ok(()),
             }
         })
     }
@@ -395,6 +450,8 @@ mod tests {
             description: String::new(),
             responsible_id: None,
             deadline_at: 0,
+            remind_at: None,
+            template_id: None,
             status: TaskStatus::Open,
             person_id: None,
             inquiry_id: None,

@@ -9,6 +9,7 @@ mod harness;
 mod keyring;
 mod notify;
 mod rules;
+mod team;
 #[cfg(feature = "wip-media")]
 mod media;
 #[cfg(feature = "wip-sip")]

@@ -33,3 +33,4 @@ err-unknown-user = There is no user with the login “{ $login }” in this clin
 err-no-keyring = No keyring is available to keep the password (no Secret Service answered). Start or unlock the desktop keyring (e.g. gnome-keyring) and save again.
 err-keyring = The keyring refused to keep the password: { $detail }
 err-no-right-to-save = You do not have the right to save this. Ask the clinic head for it.
+err-remind-before = “{ $input }” is not a number of minutes; enter 0 to 10080, or leave it empty for no reminder.

@@ -37,3 +37,5 @@ field-duration = Duration, min
 field-cancel-reason = Reason for cancelling
 form-save-after-call = Save after the call ends.
 field-deal = Deal
+field-template = From a template
+field-remind-before = Remind, min before

@@ -21,3 +21,6 @@ setting-sip-transport = Transport
 setting-sip-password = Password
 setting-sip-password-hint = The password is kept in the system keyring, never in the settings file.
 settings-not-saved = The settings file has an error (see the message); changes apply now but are not saved until it is fixed.
+setting-when-unavailable = With a client or on a break, calls are
+unavailable-busy = answered busy
+unavailable-dnd = not put through (do not disturb)

@@ -37,3 +37,5 @@ field-duration = Длительность, мин
 field-cancel-reason = Причина отмены
 form-save-after-call = Сохранить можно после окончания звонка.
 field-deal = Сделка
+field-template = По шаблону
+field-remind-before = Напомнить за, мин

@@ -21,3 +21,6 @@ setting-sip-transport = Транспорт
 setting-sip-password = Пароль
 setting-sip-password-hint = Пароль хранится в системной связке ключей, а не в файле настроек.
 settings-not-saved = В файле настроек ошибка (см. сообщение): изменения действуют сразу, но не сохраняются, пока она не исправлена.
+setting-when-unavailable = Когда я с клиентом или на перерыве, звонки
+unavailable-busy = получают «занято»
+unavailable-dnd = не поступают (не беспокоить)

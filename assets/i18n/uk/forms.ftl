@@ -37,3 +37,5 @@ field-duration = Тривалість, хв
 field-cancel-reason = Причина скасування
 form-save-after-call = Зберегти можна після закінчення дзвінка.
 field-deal = Угода
+field-template = За шаблоном
+field-remind-before = Нагадати за, хв

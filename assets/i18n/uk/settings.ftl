@@ -21,3 +21,6 @@ setting-sip-transport = Транспорт
 setting-sip-password = Пароль
 setting-sip-password-hint = Пароль зберігається в системній в'язці ключів, а не у файлі налаштувань.
 settings-not-saved = У файлі налаштувань помилка (див. повідомлення): зміни діють одразу, але не зберігаються, доки її не виправлено.
+setting-when-unavailable = Коли я з клієнтом або на перерві, дзвінки
+unavailable-busy = отримують «зайнято»
+unavailable-dnd = не надходять (не турбувати)

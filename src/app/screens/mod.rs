@@ -7,6 +7,7 @@ pub mod missed;
 pub mod people;
 pub mod settings;
 pub mod tasks;
+pub mod team;
 
 pub const ROW_HEIGHT: f32 = 22.0;
 

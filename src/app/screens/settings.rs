@@ -8,7 +8,7 @@ use crate::app::widgets::{WARNING, enum_text};
 use crate::app::{Env, SettingsChange};
 use crate::crm::Country;
 use crate::i18n::Language;
-use crate::settings::{LocalSettings, SipTransport};
+use crate::settings::{LocalSettings, SipTransport, UnavailableAnswer};
 
 #[derive(Default)]
 pub struct SettingsScreen {
@@ -83,6 +83,22 @@ impl SettingsScreen {
                             dirty |= ui
                                 .selectable_value(&mut s.country, c, enum_text(env.i18n, "country", c.code()))
                                 .changed();
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id);
+                ui.end_row();
+
+                let label = ui.label(env.tr("setting-when-unavailable"));
+                let names = |a: UnavailableAnswer| match a {
+                    UnavailableAnswer::Busy => env.tr("unavailable-busy"),
+                    UnavailableAnswer::DoNotDisturb => env.tr("unavailable-dnd"),
+                };
+                egui::ComboBox::from_id_salt("when-unavailable")
+                    .selected_text(names(s.when_unavailable))
+                    .show_ui(ui, |ui| {
+                        for a in [UnavailableAnswer::Busy, UnavailableAnswer::DoNotDisturb] {
+                            dirty |= ui.selectable_value(&mut s.when_unavailable, a, names(a)).changed();
                         }
                     })
                     .response

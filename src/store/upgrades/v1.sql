@@ -76,6 +76,18 @@ CREATE TABLE user_rights (
     UNIQUE (user_id, right_code)
 );
 
+-- What an operator is doing now, set in their window and seen by
+-- supervisors: free, with a client (at the desk), on a break, away.
+CREATE TABLE operator_statuses (
+    id          TEXT PRIMARY KEY NOT NULL,
+    user_id     TEXT NOT NULL UNIQUE REFERENCES users(id),
+    status      TEXT NOT NULL CHECK (status IN ('free', 'with_client', 'break', 'away')),
+    since       INTEGER NOT NULL,
+    row_version INTEGER NOT NULL DEFAULT 1,
+    updated_at  INTEGER NOT NULL,
+    deleted_at  INTEGER
+);
+
 -- Marketing ----------------------------------------------------------------
 
 CREATE TABLE ad_channels (
