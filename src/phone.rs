@@ -171,6 +171,12 @@ impl PhoneLink {
     pub fn drain(&self) -> impl Iterator<Item = PhoneEvent> + '_ {
         self.events.try_iter()
     }
+
+    /// Whether events wait to be handled (checked while the window is
+    /// hidden, to decide whether to run its ui anyway).
+    pub fn has_pending(&self) -> bool {
+        !self.events.is_empty()
+    }
 }
 
 impl PhoneEnd {

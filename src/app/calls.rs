@@ -88,6 +88,11 @@ impl Calls {
         self.link.is_some()
     }
 
+    /// Whether a call rings or goes on, or news of one waits.
+    pub fn needs_attention(&self) -> bool {
+        !self.calls.is_empty() || self.link.as_ref().is_some_and(|l| l.has_pending())
+    }
+
     pub fn drain(&self) -> Vec<PhoneEvent> {
         self.link.as_ref().map(|l| l.drain().collect()).unwrap_or_default()
     }

@@ -176,6 +176,8 @@ pub struct ClinicApp {
     help_open: bool,
     /// Deadline notifications, once the user is known.
     notifier: Option<Notifier>,
+    /// The main window is minimised or covered.
+    window_hidden: bool,
     notify_events: (crossbeam_channel::Sender<NotifyEvent>, crossbeam_channel::Receiver<NotifyEvent>),
     ctx: Option<egui::Context>,
     /// Set until the first frame and the first rows are logged.
@@ -224,6 +226,7 @@ impl ClinicApp {
             editor: None,
             help_open: false,
             notifier: None,
+            window_hidden: false,
             notify_events: crossbeam_channel::unbounded(),
             ctx: None,
             started: Some(startup.started),
@@ -548,6 +551,15 @@ impl ClinicApp {
         self.shortcuts(&ctx, &mut actions);
         let Some(services) = &self.services else { return };
         for event in self.phone.drain() {
+            if let (crate::phone::PhoneEvent::Incoming { from, card, .. }, true, Some(notifier)) =
+                (&event, self.window_hidden, &self.notifier)
+            {
+                let who = card
+                    .as_ref()
+                    .and_then(|c| c.people.first().map(|p| p.full_name.clone()))
+                    .unwrap_or_else(|| self.i18n.tr("card-new-caller"));
+                notifier.announce_call(self.i18n.tr("card-title-incoming"), format!("{who} · {from}"));
+            }
             let mut call_env = calls::CallEnv {
                 services,
                 user_id: self.user.as_ref().map(|u| u.id.clone()),
@@ -774,6 +786,16 @@ fn nav_ui(ui: &mut egui::Ui, env: &mut Env<'_>, current: Screen) {
 }
 
 impl eframe::App for ClinicApp {
+    /// Runs also while the window is minimised or covered: a ringing call
+    /// then asks for the ui anyway, so its card window opens above the
+    /// others, and the desktop is told of the call.
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.window_hidden = ctx.input(|i| i.viewport().visible() == Some(false));
+        if self.window_hidden && self.phone.needs_attention() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::RequestPaintWhileHidden);
+        }
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.root_ui(ui);
     }

@@ -95,6 +95,19 @@ impl Notifier {
         let _ = self.wake.try_send(());
     }
 
+    /// A desktop notification of an incoming call, for when the window is
+    /// hidden (shown from a thread of its own: D-Bus may take a while).
+    pub fn announce_call(&self, summary: String, body: String) {
+        let spawned = std::thread::Builder::new().name("clinicdesk-announce".into()).spawn(move || {
+            if let Err(e) = desktop::show_call(&summary, &body) {
+                tracing::info!("no desktop notification of the call: {e}");
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot announce the call: {e}");
+        }
+    }
+
     pub fn stop(mut self) {
         drop(self.wake);
         if let Some(t) = self.thread.take() {
@@ -215,6 +228,18 @@ mod desktop {
             Ok(caps) => Ok(caps.iter().any(|c| c == "actions")),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    pub fn show_call(summary: &str, body: &str) -> Result<(), String> {
+        Notification::new()
+            .appname(APP)
+            .summary(summary)
+            .body(body)
+            .hint(notify_rust::Hint::Urgency(notify_rust::Urgency::Critical))
+            .timeout(Timeout::Milliseconds(30_000))
+            .show()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     pub fn show_summary(body: &str) -> Result<(), String> {
