@@ -5,7 +5,6 @@ pub mod app;
 pub mod crm;
 pub mod demo;
 pub mod i18n;
-#[cfg(feature = "wip-media")]
 pub mod media;
 pub mod notify;
 pub mod phone;

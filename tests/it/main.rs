@@ -10,7 +10,6 @@ mod keyring;
 mod notify;
 mod rules;
 mod team;
-#[cfg(feature = "wip-media")]
 mod media;
 #[cfg(feature = "wip-sip")]
 mod sip;

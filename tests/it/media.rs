@@ -158,7 +158,7 @@ async fn tone_both_ways(codec: CodecKind) {
     tokio::time::sleep(Duration::from_millis(3400)).await;
     let stats_a = a.handle.stop().await.unwrap();
     let stats_b = b.handle.stop().await.unwrap();
-    assert!(stats_a.packets_sent >= 140 || codec != CodecKind::Pcmu, "{stats_a:?}");
+    assert!(stats_a.packets_sent >= 140, "{stats_a:?}");
     assert!(stats_b.packets_received >= 100, "{stats_b:?}");
     assert_eq!(stats_b.codec, codec.to_string());
     assert_tone(&dir.path().join("b-heard.wav"), 440.0, 0.5, &format!("{codec} A→B"));
@@ -536,6 +536,7 @@ fn pulse_call_child() {
         Command::new("kill").args(["-9", &server_pid]).status().unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let restarted = Pulse::start(&work);
+        let restarted_at = far.handle.stats().duration_ms;
         let _player = restarted.feed_microphone(&work.join("mic-440.wav"));
         let replaced = device_events(&mut near.events, 20, |seen| {
             let changed =
@@ -558,7 +559,7 @@ fn pulse_call_child() {
         // The far side heard the virtual microphone before the failure and again after it.
         let (samples, rate) = read_wav(&far_recording);
         let at = |ms: u64| (ms as usize * rate as usize / 1000).min(samples.len());
-        let (before, after) = (&samples[..at(killed_at)], &samples[at(killed_at)..at(stopped_at)]);
+        let (before, after) = (&samples[..at(killed_at)], &samples[at(restarted_at)..at(stopped_at)]);
         for (what, part) in [("before", before), ("after", after)] {
             // PulseAudio takes a while to start a capture: measure where the sound is.
             let win = rate as usize / 100;
