@@ -9,7 +9,6 @@ pub mod media;
 pub mod notify;
 pub mod phone;
 pub mod settings;
-#[cfg(feature = "wip-sip")]
 pub mod sip;
 pub mod store;
 #[cfg(feature = "wip-sync")]

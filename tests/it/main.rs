@@ -11,8 +11,6 @@ mod notify;
 mod rules;
 mod team;
 mod media;
-#[cfg(feature = "wip-sip")]
-mod sip;
 #[cfg(feature = "wip-sync")]
 mod sync;
 mod window;
