@@ -44,12 +44,15 @@ test: deps-test
 	cargo fmt --all -- --check
 	@echo "==> cargo clippy --all-targets -- -D warnings"
 	cargo clippy --all-targets -- -D warnings
-	@echo "==> cargo test (unit tests, then tests/it against real peers)"
-	cargo test --all-targets -- --test-threads=2
+	@echo "==> cargo test (unit tests, then tests/it against real peers; benches are only compiled, by clippy)"
+	cargo test --lib --bins --tests -- --test-threads=2
+	cargo test --doc
 
-## Benchmarks (criterion).
+## Benchmarks (criterion): the replica's reads, SIP parsing, media.
 bench: deps-build
 	cargo bench --bench store
+	cargo bench --bench sip_parse
+	cargo bench --bench media
 
 fmt:
 	cargo fmt --all
