@@ -117,6 +117,23 @@ pub enum Action {
     Dial(String),
 }
 
+/// The [`Env`] of a frame, built from the app's fields one by one so the
+/// screens (other fields) can be borrowed mutably beside it.
+macro_rules! env {
+    ($app:ident, $services:expr, $actions:expr) => {
+        Env {
+            i18n: &$app.i18n,
+            services: $services,
+            dicts: &$app.dicts,
+            user: $app.user.as_ref(),
+            rights: &$app.rights,
+            now: now_millis(),
+            country: $app.settings.country,
+            actions: $actions,
+        }
+    };
+}
+
 /// What a screen needs to draw itself.
 pub struct Env<'a> {
     pub i18n: &'a I18n,
@@ -575,16 +592,7 @@ impl ClinicApp {
         }
         self.phone.autosave_draft(&ctx, self.editor.as_ref(), services);
 
-        let mut env = Env {
-            i18n: &self.i18n,
-            services,
-            dicts: &self.dicts,
-            user: self.user.as_ref(),
-            rights: &self.rights,
-            now: now_millis(),
-            country: self.settings.country,
-            actions: &mut actions,
-        };
+        let mut env = env!(self, services, &mut actions);
 
         let mut status = self.my_status;
         egui::Panel::top("status").show(ui, |ui| {
@@ -630,16 +638,7 @@ impl ClinicApp {
         }
 
         if let Some(editor) = &mut self.editor {
-            let env = Env {
-                i18n: &self.i18n,
-                services,
-                dicts: &self.dicts,
-                user: self.user.as_ref(),
-                rights: &self.rights,
-                now: now_millis(),
-                country: self.settings.country,
-                actions: &mut actions,
-            };
+            let env = env!(self, services, &mut actions);
             if editor.ui(&ctx, env) == forms::Outcome::Close {
                 // Closing on purpose discards the draft.
                 if let Some(key) = editor.draft_key() {
@@ -649,16 +648,7 @@ impl ClinicApp {
             }
         }
         if !self.phone.calls.is_empty() {
-            let mut env = Env {
-                i18n: &self.i18n,
-                services,
-                dicts: &self.dicts,
-                user: self.user.as_ref(),
-                rights: &self.rights,
-                now: now_millis(),
-                country: self.settings.country,
-                actions: &mut actions,
-            };
+            let mut env = env!(self, services, &mut actions);
             calls::caller_cards_ui(&ctx, &mut env, &mut self.phone, &self.settings);
         }
         if self.help_open {

@@ -72,20 +72,24 @@ pub fn calls_page(
     );
     let p = user_param(filter == CallFilter::Mine, user_id);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(p), |r| {
-        Ok(CallRow {
-            id: r.get(0)?,
-            started_at: r.get(1)?,
-            direction: r.get(2)?,
-            peer: r.get(3)?,
-            person_id: r.get(4)?,
-            person_name: r.get(5)?,
-            operator_name: r.get(6)?,
-            result: r.get(7)?,
-            duration_s: r.get(8)?,
-        })
-    })?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(p), call_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A call-log row from the columns id, started_at, direction, peer,
+/// person_id, person name, operator name, result, duration in seconds.
+fn call_row(r: &Row<'_>) -> rusqlite::Result<CallRow> {
+    Ok(CallRow {
+        id: r.get(0)?,
+        started_at: r.get(1)?,
+        direction: r.get(2)?,
+        peer: r.get(3)?,
+        person_id: r.get(4)?,
+        person_name: r.get(5)?,
+        operator_name: r.get(6)?,
+        result: r.get(7)?,
+        duration_s: r.get(8)?,
+    })
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -442,19 +446,7 @@ pub fn person_history(conn: &Connection, person_id: &str) -> Result<Option<Perso
              FROM calls c LEFT JOIN users u ON u.id = c.operator_id
              WHERE c.person_id = ? AND c.deleted_at IS NULL ORDER BY c.started_at DESC LIMIT 200",
         )?
-        .query_map([person_id], |r| {
-            Ok(CallRow {
-                id: r.get(0)?,
-                started_at: r.get(1)?,
-                direction: r.get(2)?,
-                peer: r.get(3)?,
-                person_id: r.get(4)?,
-                person_name: r.get(5)?,
-                operator_name: r.get(6)?,
-                result: r.get(7)?,
-                duration_s: r.get(8)?,
-            })
-        })?
+        .query_map([person_id], call_row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(person))
 }
