@@ -7,10 +7,10 @@ mod cli;
 mod gui;
 mod harness;
 mod keyring;
+mod media;
 mod notify;
 mod rules;
-mod team;
-mod media;
 #[cfg(feature = "wip-sync")]
 mod sync;
+mod team;
 mod window;
