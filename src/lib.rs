@@ -11,5 +11,4 @@ pub mod phone;
 pub mod settings;
 pub mod sip;
 pub mod store;
-#[cfg(feature = "wip-sync")]
 pub mod sync;

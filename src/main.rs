@@ -64,16 +64,13 @@ enum Cmd {
     #[cfg(feature = "wip-sip")]
     Phone(clinicdesk::sip::cli::PhoneArgs),
     /// The clinic's shared PostgreSQL database.
-    #[cfg(feature = "wip-sync")]
     Server {
         #[command(subcommand)]
         action: clinicdesk::sync::cli::ServerCmd,
     },
     /// The sync engine without a window.
-    #[cfg(feature = "wip-sync")]
     Sync(clinicdesk::sync::cli::SyncArgs),
     /// Import data from another system.
-    #[cfg(feature = "wip-sync")]
     Import {
         #[command(subcommand)]
         what: clinicdesk::sync::cli::ImportCmd,
@@ -126,11 +123,8 @@ fn main() -> ExitCode {
         Some(Cmd::Check) => check(cli.profile.as_deref()),
         #[cfg(feature = "wip-sip")]
         Some(Cmd::Phone(args)) => clinicdesk::sip::cli::run_phone(cli.profile.as_deref(), args),
-        #[cfg(feature = "wip-sync")]
         Some(Cmd::Server { action }) => clinicdesk::sync::cli::run_server(action),
-        #[cfg(feature = "wip-sync")]
         Some(Cmd::Sync(args)) => clinicdesk::sync::cli::run_sync(cli.profile.as_deref(), args),
-        #[cfg(feature = "wip-sync")]
         Some(Cmd::Import { what }) => clinicdesk::sync::cli::run_import(cli.profile.as_deref(), what),
     };
     match result {

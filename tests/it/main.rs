@@ -10,7 +10,8 @@ mod keyring;
 mod media;
 mod notify;
 mod rules;
-#[cfg(feature = "wip-sync")]
+#[cfg(feature = "wip-sip")]
+mod sip;
 mod sync;
 mod team;
 mod window;

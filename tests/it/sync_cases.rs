@@ -204,18 +204,47 @@ fn a_rejected_change_is_recorded_and_does_not_block_the_queue() {
     };
     add_phone(a.path());
     add_phone(b.path());
+    // Both create a person with the same external id (unique), with a phone,
+    // in one transaction each: B's whole transaction is refused.
+    let add_person = |profile: &Path, phone: &str| {
+        open(profile)
+            .write(|w| {
+                let id = clinicdesk::crm::new_id();
+                w.insert(
+                    "people",
+                    &id,
+                    &[
+                        ("last_name", text("Дублев")),
+                        ("first_name", text("Ext")),
+                        ("external_id", text("EXT-1")),
+                        ("created_at", int(w.now())),
+                    ],
+                )?;
+                w.insert(
+                    "person_phones",
+                    &clinicdesk::crm::new_id(),
+                    &[("person_id", text(&id)), ("phone_e164", text(phone))],
+                )
+            })
+            .unwrap();
+    };
+    add_person(a.path(), "+79160002233");
+    add_person(b.path(), "+79160003344");
     // B's later, unrelated change must still go through.
     open(b.path()).write(|w| w.update_changed("people", &person, &[("note", text("after the refused one"))])).unwrap();
     sync_once(a.path(), &url);
     let out = sync_once(b.path(), &url);
-    assert!(out.contains("1 rejected"), "{out}");
+    assert!(out.contains("2 rejected"), "{out}");
     sync_once(a.path(), &url);
     assert_converged(&url, &[a.path(), b.path()]);
-    let refused = sync::rejections(open(b.path()).conn()).unwrap();
-    assert_eq!(refused.len(), 1);
-    assert_eq!(refused[0].code, "23505");
-    assert!(refused[0].error.contains("unique"), "{}", refused[0].error);
+    let mut refused = sync::rejections(open(b.path()).conn()).unwrap();
+    refused.sort_by_key(|r| r.id);
+    assert_eq!(refused.len(), 2);
+    assert!(refused.iter().all(|r| r.code == "23505" && r.error.contains("unique")), "{refused:?}");
     assert_eq!(refused[0].changes[0]["payload"]["phone_e164"], "+79160001122");
+    assert_eq!(refused[1].changes.as_array().unwrap().len(), 2);
+    assert_eq!(count(b.path(), "SELECT count(*) FROM people WHERE external_id = 'EXT-1'"), 1);
+    assert_eq!(count(b.path(), "SELECT count(*) FROM person_phones WHERE phone_e164 = '+79160003344'"), 0);
     assert_eq!(
         text_of(a.path(), &format!("SELECT note FROM people WHERE id = '{person}'")).unwrap(),
         "after the refused one"
@@ -353,8 +382,19 @@ fn server_init_is_versioned_and_refuses_what_is_not_ours() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("is current"));
     let sql = Sql::connect(&url);
     assert_eq!(sql.text("SELECT value FROM clinicdesk_meta WHERE key = 'schema_version'").unwrap(), "1");
+    // The server syncs the same tables, in the same order, as this build.
+    let listed = sql.text("SELECT string_agg(name, ',' ORDER BY position) FROM sync_tables").unwrap();
+    assert_eq!(listed, clinicdesk::sync::tables::SYNCED_TABLES.join(","));
+    let contended =
+        sql.text("SELECT string_agg(table_name || '.' || key_column, ',' ORDER BY table_name, key_column) FROM sync_contended").unwrap();
+    let mut ours: Vec<String> = clinicdesk::sync::tables::CONTENDED.iter().map(|(t, c)| format!("{t}.{c}")).collect();
+    ours.sort();
+    assert_eq!(contended, ours.join(","));
     // Every synced table has its triggers.
-    assert_eq!(sql.i64("SELECT count(*) FROM pg_trigger WHERE tgname = 'clinicdesk_log'"), 22);
+    assert_eq!(
+        sql.i64("SELECT count(*) FROM pg_trigger WHERE tgname = 'clinicdesk_log'"),
+        clinicdesk::sync::tables::SYNCED_TABLES.len() as i64
+    );
 
     sql.execute("UPDATE clinicdesk_meta SET value = '99' WHERE key = 'schema_version'");
     let newer = cli(None, &["server", "init", "--database-url", &url]);
@@ -448,8 +488,7 @@ fn bad_urls_and_unreachable_servers_get_clear_messages_without_the_password() {
         assert!(!err.contains("Sup3rSecret"), "{err}");
     }
     // clap never shows the environment's URL either.
-    let help =
-        Command::new(binary()).args(["sync", "--help"]).env("CLINICDESK_DATABASE_URL", &url).output().unwrap();
+    let help = Command::new(binary()).args(["sync", "--help"]).env("CLINICDESK_DATABASE_URL", &url).output().unwrap();
     assert!(!String::from_utf8_lossy(&help.stdout).contains("Sup3rSecret"));
 }
 
@@ -517,4 +556,79 @@ fn tls_when_the_url_asks_for_it() {
     assert!(!untrusted.status.success());
     let err = String::from_utf8_lossy(&untrusted.stderr);
     assert!(err.contains("TLS") || err.contains("certificate"), "{err}");
+}
+
+#[test]
+fn the_database_password_comes_from_the_keyring_and_is_never_shown() {
+    use std::io::Write;
+    let daemon = harness::require("gnome-keyring-daemon", "gnome-keyring");
+    let pg = Postgres::init(&["password_encryption=scram-sha-256"]);
+    std::fs::write(pg.dir().join("data/pg_hba.conf"), "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        .unwrap();
+    pg.start_again();
+    let psql = pg
+        .command("psql")
+        .arg("-h")
+        .arg(pg.dir())
+        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1"])
+        .args(["-c", "ALTER USER postgres PASSWORD 'Db-s3cret-7'", "-c", "CREATE DATABASE keyed"])
+        .output()
+        .unwrap();
+    assert!(psql.status.success(), "{}", String::from_utf8_lossy(&psql.stderr));
+    let with_password = format!("postgres://postgres:Db-s3cret-7@127.0.0.1:{}/keyed", pg.port);
+    let init = cli(None, &["server", "init", "--database-url", &with_password]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+
+    let bus = harness::DbusSession::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut keyring = Command::new(daemon)
+        .args(["--unlock", "--components=secrets", "--daemonize"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_RUNTIME_DIR", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    keyring.stdin.take().unwrap().write_all(b"unlock-pw").unwrap();
+    assert!(keyring.wait_with_output().unwrap().status.success(), "gnome-keyring-daemon did not start");
+
+    let p = tempfile::tempdir().unwrap();
+    let url = pg.url("keyed");
+    let sync = || {
+        Command::new(binary())
+            .arg("--profile")
+            .arg(p.path())
+            .args(["sync", "--database-url", &url, "--once"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env("CLINICDESK_LOG", "debug")
+            .output()
+            .unwrap()
+    };
+    let before = sync();
+    assert!(!before.status.success());
+    let err = String::from_utf8_lossy(&before.stderr);
+    assert!(err.contains("asks for a password") && err.contains("password set --kind database"), "{err}");
+    assert!(err.contains("--account postgres@127.0.0.1"), "{err}");
+
+    let mut set = Command::new(binary())
+        .args(["password", "set", "--kind", "database", "--account", "postgres@127.0.0.1"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(b"Db-s3cret-7\n").unwrap();
+    assert!(set.wait_with_output().unwrap().status.success());
+
+    let after = sync();
+    let (out, err) = (String::from_utf8_lossy(&after.stdout), String::from_utf8_lossy(&after.stderr));
+    assert!(after.status.success(), "{out}\n{err}");
+    assert!(out.contains("snapshot"), "{out}");
+    for text in [&out, &err] {
+        assert!(!text.contains("Db-s3cret-7"), "the password was shown: {text}");
+    }
 }

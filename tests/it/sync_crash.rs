@@ -97,6 +97,16 @@ fn killed_during_the_initial_snapshot_resumes_and_doubles_nothing() {
     assert_eq!(sums["calls"].rows, 30_000);
     assert_eq!(sums["people"].rows, 400);
     assert_eq!(peek(b.path(), "SELECT count(*) FROM people_fts"), 400);
+    // The indexes a snapshot drops while filling a table are all back.
+    let fresh = tempfile::tempdir().unwrap();
+    drop(open(fresh.path()));
+    let schema = |p: &Path| -> Vec<String> {
+        let r = open(p);
+        let mut stmt = r.conn().prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(|x| x.unwrap()).collect()
+    };
+    assert_eq!(schema(b.path()), schema(fresh.path()));
+    assert_eq!(peek(b.path(), "SELECT count(*) FROM sync_state WHERE key LIKE 'snapshot.%'"), 0);
 }
 
 #[test]

@@ -1,0 +1,227 @@
+//! The command line of sync: `clinicdesk server init|load|prune`,
+//! `clinicdesk sync [--once]` and `clinicdesk import patients FILE.csv`.
+//! Errors become anyhow messages here; URLs are only ever shown without
+//! their password (and clap never shows the environment's value).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::connect::{self, Target};
+use super::{SyncConfig, SyncStatus, server};
+use crate::settings::{LocalSettings, Profile};
+use crate::store::Replica;
+
+#[derive(Subcommand)]
+pub enum ServerCmd {
+    /// Create the shared schema in an empty database, or upgrade it.
+    Init {
+        /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require]
+        #[arg(long, env = "CLINICDESK_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+    /// Copy every synced row of a replica into an empty clinic database
+    /// (moving a clinic from one workstation to a shared server).
+    Load {
+        #[arg(long, env = "CLINICDESK_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// The replica file to load (e.g. a profile's replica.sqlite).
+        #[arg(long)]
+        replica: PathBuf,
+    },
+    /// Forget change-log entries older than the retention; workstations
+    /// further behind take a fresh snapshot.
+    Prune {
+        #[arg(long, env = "CLINICDESK_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Keep this many hours of log (default: the database's
+        /// log_retention_days).
+        #[arg(long)]
+        keep_hours: Option<f64>,
+    },
+}
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require]. Without a
+    /// password in it, the keyring's (`clinicdesk password set --kind database`) is used.
+    #[arg(long, env = "CLINICDESK_DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Sync once (upload everything, download until caught up) and exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ImportCmd {
+    /// People from a CSV file: external_id, last_name, first_name,
+    /// middle_name, birth_date, sex, phones, email, note.
+    Patients {
+        /// The CSV file (header row; `,` or `;`; UTF-8).
+        file: PathBuf,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn open(target: &Target) -> anyhow::Result<connect::Connection> {
+    let mut password = None;
+    Ok(connect::connect_with_keyring(target, &mut password).await?)
+}
+
+pub fn run_server(action: ServerCmd) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    match action {
+        ServerCmd::Init { database_url } => {
+            let target = connect::parse_url(&database_url)?;
+            let report = rt.block_on(async {
+                let mut conn = open(&target).await?;
+                let client = conn.client_mut().context("the connection is busy")?;
+                anyhow::Ok(server::init(client, target.display()).await?)
+            })?;
+            if report.from == report.to {
+                println!("{}: schema version {} is current", target.display(), report.to);
+            } else if report.from == 0 {
+                println!("{}: created the clinic schema (version {})", target.display(), report.to);
+            } else {
+                println!("{}: upgraded the schema from version {} to {}", target.display(), report.from, report.to);
+            }
+        }
+        ServerCmd::Load { database_url, replica } => {
+            let target = connect::parse_url(&database_url)?;
+            let started = std::time::Instant::now();
+            let report = rt.block_on(async {
+                let mut conn = open(&target).await?;
+                server::check(&conn.client, target.display(), &[]).await?;
+                let client = conn.client_mut().context("the connection is busy")?;
+                anyhow::Ok(server::load_replica(client, &replica).await?)
+            })?;
+            println!(
+                "{}: loaded {} rows of {} tables from {} in {:.1} s",
+                target.display(),
+                report.rows,
+                report.tables,
+                replica.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        ServerCmd::Prune { database_url, keep_hours } => {
+            let target = connect::parse_url(&database_url)?;
+            let n = rt.block_on(async {
+                let conn = open(&target).await?;
+                let info = server::check(&conn.client, target.display(), &[]).await?;
+                let keep = match keep_hours {
+                    Some(h) if h.is_finite() && h >= 0.0 => std::time::Duration::from_secs_f64(h * 3600.0),
+                    Some(h) => anyhow::bail!("--keep-hours {h} is not a number of hours"),
+                    None => info.retention,
+                };
+                anyhow::Ok(server::prune(&conn.client, keep).await?)
+            })?;
+            println!("{}: forgot {n} change-log entries", target.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_sync(profile: Option<&Path>, args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let profile = Profile::resolve(profile, None)?;
+    profile.ensure_writable()?;
+    let path = profile.replica_path();
+    let config = SyncConfig::new(args.database_url);
+    // Refuse a bad URL before anything else.
+    let target = connect::parse_url(&config.database_url)?;
+    if args.once {
+        let r = super::sync_once(&path, &config)?;
+        println!(
+            "{}: uploaded {} changes in {} transactions ({} conflicts, {} rejected); downloaded {} rows{}; {} pending",
+            target.display(),
+            r.uploaded_changes,
+            r.uploaded_transactions,
+            r.conflicts,
+            r.rejected,
+            r.downloaded_rows,
+            if r.snapshot { format!(" and a snapshot of {} rows", r.snapshot_rows) } else { String::new() },
+            r.pending
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop.send(true);
+        });
+        let nudge = std::sync::Arc::new(tokio::sync::Notify::new());
+        super::engine::run(&path, config, Box::new(print_status), stopped, nudge).await;
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// One line on stderr per change of the status.
+fn print_status(s: SyncStatus) {
+    let last = s
+        .last_sync
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(|| "never".to_owned(), |t| t.with_timezone(&chrono::Local).format("%H:%M:%S").to_string());
+    eprintln!(
+        "sync: {}, {} pending, last sync {last}, {} conflicts, {} rejected{}",
+        if s.online { "online" } else { "offline" },
+        s.pending,
+        s.conflicts,
+        s.rejected,
+        s.error.map(|e| format!(" ({e})")).unwrap_or_default()
+    );
+}
+
+pub fn run_import(profile: Option<&Path>, what: ImportCmd) -> anyhow::Result<ExitCode> {
+    let ImportCmd::Patients { file } = what;
+    let profile = Profile::resolve(profile, None)?;
+    profile.ensure_writable()?;
+    let settings = LocalSettings::load(&profile.settings_path())?;
+    let mut replica = Replica::open(&profile.replica_path())?;
+    let report = super::import::import_patients(&mut replica, &file, settings.country)?;
+    for bad in &report.bad {
+        eprintln!("{}:{}: {}", file.display(), bad.line, bad.reason);
+    }
+    println!(
+        "{}: {} new, {} updated, {} unchanged, {} rows refused",
+        file.display(),
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.bad.len()
+    );
+    // 2: imported, but some rows were refused (listed above).
+    Ok(if report.bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
