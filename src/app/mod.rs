@@ -195,6 +195,9 @@ pub struct ClinicApp {
     notifier: Option<Notifier>,
     /// The main window is minimised or covered.
     window_hidden: bool,
+    /// The sync engine, when this workstation has a clinic database.
+    sync: Option<crate::sync::SyncHandle>,
+    sync_status: std::sync::Arc<std::sync::Mutex<Option<crate::sync::SyncStatus>>>,
     notify_events: (crossbeam_channel::Sender<NotifyEvent>, crossbeam_channel::Receiver<NotifyEvent>),
     ctx: Option<egui::Context>,
     /// Set until the first frame and the first rows are logged.
@@ -244,6 +247,8 @@ impl ClinicApp {
             help_open: false,
             notifier: None,
             window_hidden: false,
+            sync: None,
+            sync_status: Default::default(),
             notify_events: crossbeam_channel::unbounded(),
             ctx: None,
             started: Some(startup.started),
@@ -283,6 +288,22 @@ impl ClinicApp {
             let services = Services::start(replica, self.profile.settings_path(), ctx.clone());
             services.query(Query::Dictionaries);
             services.query(Query::Drafts);
+            if let Some(url) = self.settings.database_url.clone() {
+                // The engine reports from its thread; the status is only
+                // copied under the lock, never waited on by a frame.
+                let status = self.sync_status.clone();
+                let repaint = ctx.clone();
+                self.sync = Some(crate::sync::spawn(
+                    self.profile.replica_path(),
+                    crate::sync::SyncConfig::new(url),
+                    move |s| {
+                        if let Ok(mut slot) = status.lock() {
+                            *slot = Some(s);
+                        }
+                        repaint.request_repaint();
+                    },
+                ));
+            }
             self.phone.wake(ctx);
             let login = self.settings.user_login.clone().unwrap_or_default();
             if !login.is_empty() {
@@ -336,6 +357,9 @@ impl ClinicApp {
                 }
                 Event::Form(None) => self.notices.push(Message::new("err-record-gone")),
                 Event::Saved { kind, id } => {
+                    if let Some(sync) = &self.sync {
+                        sync.nudge();
+                    }
                     let opened_person = self.editor.as_ref().and_then(|e| e.person_id()).map(str::to_owned);
                     // Its draft went with the save; another may be waiting.
                     if self.editor.as_ref().and_then(|e| e.draft_key()).is_some() {
@@ -595,8 +619,10 @@ impl ClinicApp {
         let mut env = env!(self, services, &mut actions);
 
         let mut status = self.my_status;
+        // try_lock: a frame never waits for the sync thread.
+        let sync = self.sync_status.try_lock().ok().and_then(|s| s.clone());
         egui::Panel::top("status").show(ui, |ui| {
-            widgets::status_bar_ui(ui, &mut env, self.status.as_ref().map(|(m, _)| m), &mut status);
+            widgets::status_bar_ui(ui, &mut env, self.status.as_ref().map(|(m, _)| m), &mut status, sync.as_ref());
         });
         if status != self.my_status {
             self.my_status = status;
@@ -711,6 +737,9 @@ impl ClinicApp {
 
     /// Stops the service threads (on exit).
     pub fn shutdown(&mut self) {
+        if let Some(sync) = self.sync.take() {
+            sync.stop();
+        }
         if let Some(notifier) = self.notifier.take() {
             notifier.stop();
         }

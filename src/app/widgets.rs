@@ -155,6 +155,7 @@ pub fn status_bar_ui(
     env: &mut Env<'_>,
     status: Option<&Message>,
     operator_status: &mut crate::crm::OperatorStatus,
+    sync: Option<&crate::sync::SyncStatus>,
 ) {
     ui.horizontal(|ui| {
         match env.user {
@@ -176,7 +177,7 @@ pub fn status_bar_ui(
             }
         }
         ui.separator();
-        ui.label(env.tr("status-offline-replica"));
+        sync_status_ui(ui, env, sync);
         if let Some(status) = status {
             ui.separator();
             ui.label(RichText::new(status.text(env.i18n)).color(GOOD));
@@ -185,6 +186,38 @@ pub fn status_bar_ui(
             ui.label(RichText::new(env.tr("status-help-hint")).weak());
         });
     });
+}
+
+/// Where the replica stands with the clinic database.
+fn sync_status_ui(ui: &mut egui::Ui, env: &Env<'_>, sync: Option<&crate::sync::SyncStatus>) {
+    let Some(s) = sync else {
+        ui.label(env.tr("status-offline-replica"));
+        return;
+    };
+    let (text, colour) = if s.online {
+        (env.i18n.tr_args("sync-online", &[("pending", s.pending.to_string())]), GOOD)
+    } else {
+        (env.i18n.tr_args("sync-offline", &[("pending", s.pending.to_string())]), WARNING)
+    };
+    let response = ui.label(RichText::new(text).color(colour));
+    let mut detail = Vec::new();
+    if let Some(at) = s.last_sync {
+        detail.push(env.i18n.tr_args("sync-last", &[("time", format_time(at))]));
+    }
+    if let Some(error) = &s.error {
+        detail.push(error.clone());
+    }
+    if !detail.is_empty() {
+        response.on_hover_text(detail.join("\n"));
+    }
+    if s.conflicts > 0 {
+        ui.label(
+            RichText::new(env.i18n.tr_args("sync-conflicts", &[("count", s.conflicts.to_string())])).color(OVERDUE),
+        );
+    }
+    if s.rejected > 0 {
+        ui.label(RichText::new(env.i18n.tr_args("sync-rejected", &[("count", s.rejected.to_string())])).color(OVERDUE));
+    }
 }
 
 /// A virtual table over a [`PagedList`]: only visible rows are built, and

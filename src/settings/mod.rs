@@ -35,6 +35,10 @@ pub struct LocalSettings {
     /// How calls are declined while the operator is "with a client" or on a
     /// break.
     pub when_unavailable: UnavailableAnswer,
+    /// The clinic's shared database (postgres://user@host/db); none keeps
+    /// this workstation on its local replica alone. The password is not here:
+    /// it is in the OS keyring (`user@host`).
+    pub database_url: Option<String>,
     pub audio: AudioSettings,
     pub sip: SipAccount,
 }
@@ -50,6 +54,7 @@ impl Default for LocalSettings {
             country: Country::Ru,
             user_login: None,
             when_unavailable: UnavailableAnswer::Busy,
+            database_url: None,
             audio: AudioSettings::default(),
             sip: SipAccount::default(),
         }

@@ -13,5 +13,6 @@ mod rules;
 #[cfg(feature = "wip-sip")]
 mod sip;
 mod sync;
+mod sync_window;
 mod team;
 mod window;

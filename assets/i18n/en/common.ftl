@@ -108,3 +108,10 @@ notify-snooze = Snooze 10 min
 notify-done = Done
 notify-in-window = { $title } ({ $detail }). This reminder is shown here because no desktop notification service answered: { $why }
 notify-summary-in-window = Overdue tasks: { $count }. Shown here because no desktop notification service answered: { $why }
+
+# Sync with the clinic database.
+sync-online = Clinic database: online · { $pending } to send
+sync-offline = Clinic database: offline, working locally · { $pending } to send
+sync-last = Last synced { $time }
+sync-conflicts = Conflicts: { $count }
+sync-rejected = Refused by the server: { $count }
