@@ -115,6 +115,8 @@ pub enum Action {
     ToggleHelp,
     /// Call a number (click-to-call, call back).
     Dial(String),
+    /// Show the sync conflicts with both values.
+    ShowConflicts,
 }
 
 /// The [`Env`] of a frame, built from the app's fields one by one so the
@@ -198,6 +200,8 @@ pub struct ClinicApp {
     /// The sync engine, when this workstation has a clinic database.
     sync: Option<crate::sync::SyncHandle>,
     sync_status: std::sync::Arc<std::sync::Mutex<Option<crate::sync::SyncStatus>>>,
+    /// Sync conflicts shown to the operator (both values), when asked for.
+    conflicts: Option<Vec<crate::sync::Conflict>>,
     notify_events: (crossbeam_channel::Sender<NotifyEvent>, crossbeam_channel::Receiver<NotifyEvent>),
     ctx: Option<egui::Context>,
     /// Set until the first frame and the first rows are logged.
@@ -249,6 +253,7 @@ impl ClinicApp {
             window_hidden: false,
             sync: None,
             sync_status: Default::default(),
+            conflicts: None,
             notify_events: crossbeam_channel::unbounded(),
             ctx: None,
             started: Some(startup.started),
@@ -419,7 +424,11 @@ impl ClinicApp {
                 Event::UserRights { user_id, rows } => self.team.set_rights(user_id, rows),
                 Event::TeamChanged => {
                     self.team.invalidate();
+                    if self.conflicts.is_some() {
+                        services.query(Query::Conflicts);
+                    }
                 }
+                Event::Conflicts(list) => self.conflicts = Some(list),
                 Event::OpenDeals { person_id, deals } => {
                     if let Some(editor) = &mut self.editor {
                         editor.set_deal_choices(&person_id, deals);
@@ -680,6 +689,15 @@ impl ClinicApp {
         if self.help_open {
             help::help_ui(&ctx, &self.i18n, &mut self.help_open);
         }
+        if let Some(list) = &self.conflicts {
+            let mut open = true;
+            if let Some(id) = widgets::conflicts_ui(&ctx, &self.i18n, list, &mut open) {
+                services.command(Command::AcknowledgeConflict(id));
+            }
+            if !open {
+                self.conflicts = None;
+            }
+        }
         if let Some(notice) = self.notices.first()
             && widgets::notice_ui(&ctx, &self.i18n, notice)
         {
@@ -731,6 +749,12 @@ impl ClinicApp {
                 Action::Refresh => self.refresh(),
                 Action::ToggleHelp => self.help_open = !self.help_open,
                 Action::Dial(number) => self.phone.send(PhoneCommand::Dial { number }),
+                Action::ShowConflicts => {
+                    if let Some(services) = &self.services {
+                        services.query(Query::Conflicts);
+                    }
+                    self.conflicts = Some(Vec::new());
+                }
             }
         }
     }

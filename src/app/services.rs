@@ -79,6 +79,8 @@ pub enum Query {
     UserRights {
         user_id: String,
     },
+    /// Sync conflicts not yet acknowledged.
+    Conflicts,
 }
 
 /// A record to open in its editor.
@@ -147,6 +149,8 @@ pub enum Command {
         right: Right,
         granted: Option<bool>,
     },
+    /// The operator has seen a sync conflict (the server's value stands).
+    AcknowledgeConflict(i64),
 }
 
 /// What was saved.
@@ -226,6 +230,7 @@ pub enum Event {
     },
     /// Team or rights changed: read them again.
     TeamChanged,
+    Conflicts(Vec<crate::sync::Conflict>),
     MissedCalls(Vec<MissedCallRow>),
     /// A read failed (the replica may be damaged).
     ReadFailed(Message),
@@ -377,6 +382,10 @@ fn answer(conn: &rusqlite::Connection, query: Query) -> crate::store::Result<Eve
         Query::Drafts => Event::Drafts(drafts(conn)?),
         Query::MissedCalls => Event::MissedCalls(missed_calls(conn, 500)?),
         Query::Team => Event::Team(queries::team(conn)?),
+        Query::Conflicts => match crate::sync::conflicts(conn) {
+            Ok(list) => Event::Conflicts(list),
+            Err(e) => Event::ReadFailed(Message::new("err-database").with("detail", e)),
+        },
         Query::UserRights { user_id } => {
             let rows = queries::user_rights(conn, &user_id)?;
             Event::UserRights { user_id, rows }
@@ -446,6 +455,10 @@ fn writer_loop(mut replica: Replica, settings_path: PathBuf, commands: Receiver<
             {
                 Ok(()) => Event::TeamChanged,
                 Err(e) => Event::SaveFailed { kind: RecordKind::Person, error: Message::from(&e) },
+            },
+            Command::AcknowledgeConflict(id) => match crate::sync::resolve_conflict(replica.conn(), id) {
+                Ok(_) => Event::TeamChanged,
+                Err(e) => Event::SettingsFailed(Message::new("err-database").with("detail", e)),
             },
             Command::SetRights(new) => {
                 rights = new;

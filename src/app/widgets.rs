@@ -189,7 +189,7 @@ pub fn status_bar_ui(
 }
 
 /// Where the replica stands with the clinic database.
-fn sync_status_ui(ui: &mut egui::Ui, env: &Env<'_>, sync: Option<&crate::sync::SyncStatus>) {
+fn sync_status_ui(ui: &mut egui::Ui, env: &mut Env<'_>, sync: Option<&crate::sync::SyncStatus>) {
     let Some(s) = sync else {
         ui.label(env.tr("status-offline-replica"));
         return;
@@ -211,13 +211,43 @@ fn sync_status_ui(ui: &mut egui::Ui, env: &Env<'_>, sync: Option<&crate::sync::S
         response.on_hover_text(detail.join("\n"));
     }
     if s.conflicts > 0 {
-        ui.label(
-            RichText::new(env.i18n.tr_args("sync-conflicts", &[("count", s.conflicts.to_string())])).color(OVERDUE),
-        );
+        let text =
+            RichText::new(env.i18n.tr_args("sync-conflicts", &[("count", s.conflicts.to_string())])).color(OVERDUE);
+        if ui.link(text).clicked() {
+            env.actions.push(super::Action::ShowConflicts);
+        }
     }
     if s.rejected > 0 {
         ui.label(RichText::new(env.i18n.tr_args("sync-rejected", &[("count", s.rejected.to_string())])).color(OVERDUE));
     }
+}
+
+/// The sync conflicts with what this workstation wrote and what the clinic
+/// database kept; returns the conflict the operator acknowledged.
+pub fn conflicts_ui(ctx: &egui::Context, i18n: &I18n, list: &[crate::sync::Conflict], open: &mut bool) -> Option<i64> {
+    let mut acknowledged = None;
+    egui::Window::new(i18n.tr("conflicts-title")).open(open).default_width(560.0).show(ctx, |ui| {
+        if list.is_empty() {
+            ui.label(i18n.tr("conflicts-none"));
+        }
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for c in list {
+                let what = match &c.column {
+                    Some(column) => format!("{} · {column}", c.table),
+                    None => c.table.clone(),
+                };
+                ui.strong(what);
+                ui.label(i18n.tr_args("conflict-yours", &[("value", c.local_value.to_string())]));
+                ui.label(i18n.tr_args("conflict-server", &[("value", c.server_value.to_string())]));
+                ui.label(RichText::new(format_time(c.detected_at)).weak());
+                if ui.button(i18n.tr("conflict-acknowledge")).clicked() {
+                    acknowledged = Some(c.id);
+                }
+                ui.separator();
+            }
+        });
+    });
+    acknowledged
 }
 
 /// A virtual table over a [`PagedList`]: only visible rows are built, and
