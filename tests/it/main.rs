@@ -10,8 +10,6 @@ mod keyring;
 mod media;
 mod notify;
 mod rules;
-#[cfg(feature = "wip-sip")]
-mod sip;
 mod sync;
 mod sync_window;
 mod team;
