@@ -135,4 +135,19 @@ impl DbusSession {
         wait_for("the D-Bus session socket", Duration::from_secs(10), || socket.exists());
         DbusSession { address, _dir: dir, _daemon: peer }
     }
+
+    /// Waits until a service owns `name` on this bus (daemons that fork
+    /// return before they do).
+    pub fn wait_for_name(&self, name: &str) {
+        let send = require("dbus-send", "dbus");
+        wait_for(&format!("{name} on the bus"), Duration::from_secs(15), || {
+            Command::new(&send)
+                .arg(format!("--bus={}", self.address))
+                .args(["--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
+                .arg("org.freedesktop.DBus.NameHasOwner")
+                .arg(format!("string:{name}"))
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+        });
+    }
 }

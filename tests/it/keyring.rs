@@ -37,6 +37,8 @@ fn the_sip_password_round_trips_through_gnome_keyring() {
     keyring.stdin.take().unwrap().write_all(b"unlock-pw").unwrap();
     let started = keyring.wait_with_output().unwrap();
     assert!(started.status.success(), "gnome-keyring-daemon did not start");
+    // It forks before it owns its name on the bus.
+    bus.wait_for_name("org.freedesktop.secrets");
 
     let out = password(&bus.address, "set", "s3cret-101");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

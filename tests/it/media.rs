@@ -522,7 +522,9 @@ fn pulse_call_child() {
             Box::new(ToneSource::new(TonePattern::steady(1000.0, 0.4), 48000)),
             Box::new(WavSink::create(&far_recording, 48000).unwrap()),
         );
-        let notices = device_events(&mut near.events, 5, |_| false).await;
+        // Long enough for PulseAudio to start its streams even on a loaded
+        // machine (it took ~2 s here), so the speaker hears a good stretch.
+        let notices = device_events(&mut near.events, 8, |_| false).await;
         assert!(
             notices
                 .iter()

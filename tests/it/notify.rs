@@ -98,17 +98,7 @@ fn notification_server(display: &Display, bus: &DbusSession) -> Peer {
             .stderr(Stdio::null()),
     );
     // The server is up once it owns its name on the bus.
-    let send = require("dbus-send", "dbus");
-    wait_for("dunst on the bus", Duration::from_secs(10), || {
-        Command::new(&send)
-            .arg(format!("--bus={}", bus.address))
-            .args(["--print-reply", "--dest=org.freedesktop.Notifications"])
-            .args(["/org/freedesktop/Notifications", "org.freedesktop.Notifications.GetServerInformation"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
+    bus.wait_for_name("org.freedesktop.Notifications");
     peer
 }
 

@@ -594,6 +594,7 @@ fn the_database_password_comes_from_the_keyring_and_is_never_shown() {
         .unwrap();
     keyring.stdin.take().unwrap().write_all(b"unlock-pw").unwrap();
     assert!(keyring.wait_with_output().unwrap().status.success(), "gnome-keyring-daemon did not start");
+    bus.wait_for_name("org.freedesktop.secrets");
 
     let p = tempfile::tempdir().unwrap();
     let url = pg.url("keyed");
