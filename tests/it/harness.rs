@@ -136,6 +136,31 @@ impl DbusSession {
         DbusSession { address, _dir: dir, _daemon: peer }
     }
 
+    /// Starts gnome-keyring's Secret Service on this bus, its keyrings in
+    /// `home`, unlocked, and waits until it answers.
+    pub fn start_keyring(&self, home: &Path) {
+        use std::io::Write;
+        let daemon = require("gnome-keyring-daemon", "gnome-keyring");
+        let mut keyring = Command::new(daemon)
+            .args(["--unlock", "--components=secrets", "--daemonize"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_RUNTIME_DIR", home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start gnome-keyring-daemon: {e}"));
+        if let Some(mut stdin) = keyring.stdin.take() {
+            stdin.write_all(b"unlock-pw").expect("unlock password to gnome-keyring-daemon");
+        }
+        let started = keyring.wait_with_output().expect("gnome-keyring-daemon");
+        assert!(started.status.success(), "gnome-keyring-daemon did not start");
+        // It forks before it owns its name on the bus.
+        self.wait_for_name("org.freedesktop.secrets");
+    }
+
     /// Waits until a service owns `name` on this bus (daemons that fork
     /// return before they do).
     pub fn wait_for_name(&self, name: &str) {

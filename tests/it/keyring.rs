@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use super::harness::{DbusSession, binary, require};
+use super::harness::{DbusSession, binary};
 
 fn password(bus: &str, verb: &str, typed: &str) -> Output {
     let mut child = Command::new(binary())
@@ -20,25 +20,9 @@ fn password(bus: &str, verb: &str, typed: &str) -> Output {
 
 #[test]
 fn the_sip_password_round_trips_through_gnome_keyring() {
-    let daemon = require("gnome-keyring-daemon", "gnome-keyring");
     let bus = DbusSession::start();
     let home = tempfile::tempdir().unwrap();
-    let mut keyring = Command::new(daemon)
-        .args(["--unlock", "--components=secrets", "--daemonize"])
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("XDG_RUNTIME_DIR", home.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    keyring.stdin.take().unwrap().write_all(b"unlock-pw").unwrap();
-    let started = keyring.wait_with_output().unwrap();
-    assert!(started.status.success(), "gnome-keyring-daemon did not start");
-    // It forks before it owns its name on the bus.
-    bus.wait_for_name("org.freedesktop.secrets");
+    bus.start_keyring(home.path());
 
     let out = password(&bus.address, "set", "s3cret-101");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -561,7 +561,6 @@ fn tls_when_the_url_asks_for_it() {
 #[test]
 fn the_database_password_comes_from_the_keyring_and_is_never_shown() {
     use std::io::Write;
-    let daemon = harness::require("gnome-keyring-daemon", "gnome-keyring");
     let pg = Postgres::init(&["password_encryption=scram-sha-256"]);
     std::fs::write(pg.dir().join("data/pg_hba.conf"), "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
         .unwrap();
@@ -581,20 +580,7 @@ fn the_database_password_comes_from_the_keyring_and_is_never_shown() {
 
     let bus = harness::DbusSession::start();
     let home = tempfile::tempdir().unwrap();
-    let mut keyring = Command::new(daemon)
-        .args(["--unlock", "--components=secrets", "--daemonize"])
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("XDG_RUNTIME_DIR", home.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    keyring.stdin.take().unwrap().write_all(b"unlock-pw").unwrap();
-    assert!(keyring.wait_with_output().unwrap().status.success(), "gnome-keyring-daemon did not start");
-    bus.wait_for_name("org.freedesktop.secrets");
+    bus.start_keyring(home.path());
 
     let p = tempfile::tempdir().unwrap();
     let url = pg.url("keyed");
