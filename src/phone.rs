@@ -177,6 +177,12 @@ impl PhoneLink {
     pub fn has_pending(&self) -> bool {
         !self.events.is_empty()
     }
+
+    /// The events as a channel, for a face that waits on several at once
+    /// (the headless `clinicdesk phone` also waits on its stdin).
+    pub fn events(&self) -> &Receiver<PhoneEvent> {
+        &self.events
+    }
 }
 
 impl PhoneEnd {

@@ -19,7 +19,11 @@
 //! | [`sdp`] | SDP and RFC 3264 offer/answer for audio (Opus, PCMU, PCMA, telephone-event) |
 //! | [`transaction`] | the four RFC 3261 §17 transaction state machines (pure: events + time → actions) and their driver |
 //! | [`transport`] | UDP, TCP and TLS sockets, stream framing, keep-alives, the local address toward a peer |
-//! | `cli` | `clinicdesk phone` (under construction, behind the `wip-sip` feature) |
+//! | [`dialog`] | dialog state (RFC 3261 §12): ids, route sets, CSeq, in-dialog requests |
+//! | [`registration`] | REGISTER with digest auth, refresh, recovery, rport learning, unregister |
+//! | [`call`] | one call's life: INVITE both ways, early media, hold, re-INVITE/UPDATE, REFER, Replaces |
+//! | [`ua`] | the user agent: the socket loop, transactions, registration and calls, `PhoneCommand` in, `PhoneEvent` out |
+//! | [`cli`] | `clinicdesk phone`: the user agent without a window, JSON lines out, commands in |
 //!
 //! The path of an incoming datagram, as the user agent wires it:
 //!
@@ -75,14 +79,17 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod auth;
-#[cfg(feature = "wip-sip")]
+pub mod call;
 pub mod cli;
+pub mod dialog;
 pub mod headers;
 pub mod message;
+pub mod registration;
 pub mod sdp;
 mod syntax;
 pub mod transaction;
 pub mod transport;
+pub mod ua;
 pub mod uri;
 pub mod validate;
 

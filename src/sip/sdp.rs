@@ -560,7 +560,9 @@ fn audio_section(port: u16) -> MediaDescription {
 }
 
 /// An offer with one audio stream: our codecs in preference order, then
-/// telephone-event at 8000 Hz (101) and, with Opus, at 48000 Hz (110).
+/// telephone-event at 8000 Hz (101), also beside Opus. Offering it at
+/// 48000 Hz too would be RFC 4733's letter, but peers then pick that one and
+/// some (baresip) never decode it; 8000 Hz beside Opus is what they send themselves.
 pub fn build_offer(local: &LocalMedia, cfg: &AudioConfig) -> SessionDescription {
     let mut sdp = session_shell(local);
     let mut m = audio_section(local.rtp.port());
@@ -568,12 +570,7 @@ pub fn build_offer(local: &LocalMedia, cfg: &AudioConfig) -> SessionDescription 
         push_format(&mut m, &codec.format(codec.offer_pt()));
     }
     if cfg.telephone_event {
-        if cfg.codecs.iter().any(|c| c.clock_rate() == 8000) {
-            push_format(&mut m, &telephone_event(101, 8000));
-        }
-        if cfg.codecs.contains(&Codec::Opus) {
-            push_format(&mut m, &telephone_event(110, 48000));
-        }
+        push_format(&mut m, &telephone_event(101, 8000));
     }
     m.attributes.push(Attribute { name: "ptime".into(), value: Some(cfg.ptime.to_string()) });
     m.attributes.push(Attribute { name: cfg.direction.as_str().into(), value: None });
@@ -583,6 +580,14 @@ pub fn build_offer(local: &LocalMedia, cfg: &AudioConfig) -> SessionDescription 
 
 fn is_telephone_event(f: &PayloadFormat) -> bool {
     f.encoding.eq_ignore_ascii_case("telephone-event")
+}
+
+/// The telephone-event format to use with `codec`: the one at its clock rate
+/// (RFC 4733 §7.1.1), else one at 8000 Hz — what baresip and many PBXes offer
+/// beside Opus; the media engine times events in the format's own clock.
+fn telephone_event_for(formats: &[PayloadFormat], codec: &PayloadFormat) -> Option<PayloadFormat> {
+    let te = |rate: u32| formats.iter().find(|f| is_telephone_event(f) && f.clock_rate == rate).cloned();
+    te(codec.clock_rate).or_else(|| te(8000))
 }
 
 fn remote_addr(m: &MediaDescription, sdp: &SessionDescription) -> Result<Option<SocketAddr>, SdpError> {
@@ -625,11 +630,7 @@ pub fn answer_offer(
             // Our fmtp says what we want to receive; the number stays the offer's.
             codec.fmtp = ours.format(codec.pt).fmtp;
         }
-        let te = if cfg.telephone_event {
-            formats.iter().find(|f| is_telephone_event(f) && f.clock_rate == codec.clock_rate).cloned()
-        } else {
-            None
-        };
+        let te = if cfg.telephone_event { telephone_event_for(&formats, &codec) } else { None };
         let offer_dir = m.direction(offer);
         let remote = remote_addr(m, offer)?;
         let mut ours = offer_dir.reversed();
@@ -678,7 +679,7 @@ pub fn accept_answer(offer: &SessionDescription, answer: &SessionDescription) ->
         .ok_or_else(|| SdpError::NoCommonCodec {
             offered: formats.iter().map(|f| format!("{}/{}", f.encoding, f.clock_rate)).collect::<Vec<_>>().join(" "),
         })?;
-    let te = formats.iter().find(|f| is_telephone_event(f) && f.clock_rate == codec.clock_rate).cloned();
+    let te = telephone_event_for(&formats, &codec);
     let remote = remote_addr(m, answer)?;
     let ours_wanted = ours.direction(offer);
     let theirs = m.direction(answer).reversed();
@@ -744,10 +745,10 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n",
         let offer = build_offer(&local(), &AudioConfig::default());
         let text = offer.to_string();
         assert!(text.contains("c=IN IP4 192.0.2.10\r\n"), "{text}");
-        assert!(text.contains("m=audio 40000 RTP/AVP 111 8 0 101 110\r\n"), "{text}");
+        assert!(text.contains("m=audio 40000 RTP/AVP 111 8 0 101\r\n"), "{text}");
         assert!(text.contains("a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1;usedtx=1\r\n"), "{text}");
         assert!(text.contains("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"), "{text}");
-        assert!(text.contains("a=rtpmap:110 telephone-event/48000\r\n"), "{text}");
+        assert!(!text.contains("telephone-event/48000"), "{text}");
         assert!(text.contains("a=ptime:20\r\na=sendrecv\r\n"), "{text}");
         assert_eq!(SessionDescription::parse(text.as_bytes()).unwrap(), offer);
     }
@@ -800,6 +801,24 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n",
                 .unwrap();
         let a = dir(&old_hold, &cfg);
         assert_eq!((a.direction, a.remote), (Direction::RecvOnly, None));
+    }
+
+    #[test]
+    fn opus_with_telephone_event_at_8000_as_baresip_answers() {
+        let ours = build_offer(&local(), &AudioConfig::default());
+        let answer = "v=0\r\no=- 1 2 IN IP4 198.51.100.9\r\ns=-\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\n\
+m=audio 20000 RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\na=sendrecv\r\n";
+        let agreed = accept_answer(&ours, &SessionDescription::parse(answer.as_bytes()).unwrap()).unwrap();
+        assert_eq!(agreed.codec.encoding, "opus");
+        assert_eq!(agreed.telephone_event.map(|t| (t.pt, t.clock_rate)), Some((101, 8000)));
+        // Offered at both rates, the one at the codec's rate wins.
+        let both = answer.replace("m=audio 20000 RTP/AVP 111 101", "m=audio 20000 RTP/AVP 111 101 110")
+            + "a=rtpmap:110 telephone-event/48000\r\n";
+        let (_, agreed) =
+            answer_offer(&SessionDescription::parse(both.as_bytes()).unwrap(), &local(), &AudioConfig::default())
+                .unwrap();
+        assert_eq!(agreed.telephone_event.map(|t| (t.pt, t.clock_rate)), Some((110, 48000)));
     }
 
     #[test]

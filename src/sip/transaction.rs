@@ -569,25 +569,115 @@ struct ServerEntry {
     dialog: Option<(String, u32, String)>,
 }
 
+type ClientKey = (String, String);
+type DialogKey = (String, u32, String);
+
+/// Where a transaction lives in the layer's tables.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Slot {
+    Client(ClientKey),
+    Server(ServerKey),
+}
+
 /// All transactions of one user agent, and the routing between them, the
 /// network and the transaction user. Pure: the caller passes the time and
 /// carries out the [`Output`]s ([`run`] does this over real sockets).
+///
+/// A busy workstation (or a load test) keeps thousands of transactions
+/// alive at once, most of them only waiting out Timer J or L; so every
+/// lookup is by index (id, dialog) and timers are kept in a heap, never
+/// found by walking all transactions.
 pub struct TransactionLayer {
     timers: Timers,
     next_id: u64,
-    clients: HashMap<(String, String), ClientEntry>,
+    clients: HashMap<ClientKey, ClientEntry>,
     servers: HashMap<ServerKey, ServerEntry>,
+    by_id: HashMap<TransactionId, Slot>,
+    invites_by_dialog: HashMap<DialogKey, ServerKey>,
+    /// Each transaction's deadlines as they were set; an entry that no longer
+    /// matches its transaction is dropped when it reaches the top.
+    deadlines: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, TransactionId)>>,
 }
 
 impl TransactionLayer {
     pub fn new(timers: Timers) -> TransactionLayer {
-        TransactionLayer { timers, next_id: 1, clients: HashMap::new(), servers: HashMap::new() }
+        TransactionLayer {
+            timers,
+            next_id: 1,
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            by_id: HashMap::new(),
+            invites_by_dialog: HashMap::new(),
+            deadlines: std::collections::BinaryHeap::new(),
+        }
     }
 
     fn new_id(&mut self) -> TransactionId {
         let id = TransactionId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
         id
+    }
+
+    /// The deadline transaction `id` has now, if it is alive.
+    fn deadline_of(&self, id: TransactionId) -> Option<Instant> {
+        match self.by_id.get(&id)? {
+            Slot::Client(k) => self.clients.get(k)?.tx.next_deadline(),
+            Slot::Server(k) => self.servers.get(k)?.tx.next_deadline(),
+        }
+    }
+
+    /// Records transaction `id`'s deadline after it changed.
+    fn track(&mut self, id: TransactionId) {
+        if let Some(at) = self.deadline_of(id) {
+            self.deadlines.push(std::cmp::Reverse((at, id)));
+        }
+        self.tidy();
+    }
+
+    /// Drops heap entries that no longer match their transaction, so the top is the true next deadline.
+    fn tidy(&mut self) {
+        while let Some(std::cmp::Reverse((at, id))) = self.deadlines.peek().copied() {
+            if self.deadline_of(id) == Some(at) {
+                break;
+            }
+            self.deadlines.pop();
+        }
+    }
+
+    fn insert_client(&mut self, key: ClientKey, entry: ClientEntry) {
+        let id = entry.id;
+        self.by_id.insert(id, Slot::Client(key.clone()));
+        self.clients.insert(key, entry);
+        self.track(id);
+    }
+
+    fn insert_server(&mut self, key: ServerKey, entry: ServerEntry) {
+        let id = entry.id;
+        if let Some(d) = &entry.dialog {
+            self.invites_by_dialog.insert(d.clone(), key.clone());
+        }
+        self.by_id.insert(id, Slot::Server(key.clone()));
+        self.servers.insert(key, entry);
+        self.track(id);
+    }
+
+    fn remove_client(&mut self, key: &ClientKey) -> Option<ClientEntry> {
+        let entry = self.clients.remove(key)?;
+        self.by_id.remove(&entry.id);
+        self.tidy();
+        Some(entry)
+    }
+
+    fn remove_server(&mut self, key: &ServerKey) -> Option<ServerEntry> {
+        let entry = self.servers.remove(key)?;
+        self.by_id.remove(&entry.id);
+        if let Some(d) = &entry.dialog
+            && self.invites_by_dialog.get(d) == Some(key)
+        {
+            self.invites_by_dialog.remove(d);
+        }
+        self.tidy();
+        Some(entry)
     }
 
     /// Starts a client transaction for `request` (its top Via must carry a
@@ -606,7 +696,7 @@ impl TransactionLayer {
         let mut out = Vec::new();
         convert(id, &peer, actions, &mut out);
         if !tx_terminated_client(&tx) {
-            self.clients.insert(key, ClientEntry { id, peer, tx });
+            self.insert_client(key, ClientEntry { id, peer, tx });
         }
         (id, out)
     }
@@ -619,15 +709,19 @@ impl TransactionLayer {
     /// A response from the UA for server transaction `id`.
     pub fn respond(&mut self, id: TransactionId, response: Response, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
-        let Some((key, entry)) = self.servers.iter_mut().find(|(_, e)| e.id == id) else {
-            tracing::debug!(?id, status = response.status, "response for a finished server transaction dropped");
-            return out;
+        let key = match self.by_id.get(&id) {
+            Some(Slot::Server(k)) => k.clone(),
+            _ => {
+                tracing::debug!(?id, status = response.status, "response for a finished server transaction dropped");
+                return out;
+            }
         };
+        let Some(entry) = self.servers.get_mut(&key) else { return out };
         let actions = entry.tx.respond(response, now);
-        let done = convert(id, &entry.peer, actions, &mut out);
-        if done {
-            let key = key.clone();
-            self.servers.remove(&key);
+        if convert(id, &entry.peer, actions, &mut out) {
+            self.remove_server(&key);
+        } else {
+            self.track(id);
         }
         out
     }
@@ -656,9 +750,12 @@ impl TransactionLayer {
             out.push(Output::StrayResponse { response: resp, peer });
             return;
         };
+        let id = entry.id;
         let actions = entry.tx.on_response(resp, now);
-        if convert(entry.id, &entry.peer, actions, out) {
-            self.clients.remove(&key);
+        if convert(id, &entry.peer, actions, out) {
+            self.remove_client(&key);
+        } else {
+            self.track(id);
         }
     }
 
@@ -677,24 +774,26 @@ impl TransactionLayer {
                 _ => true,
             });
             if convert(id, &entry.peer, actions, out) {
-                self.servers.remove(&key);
+                self.remove_server(&key);
+            } else {
+                self.track(id);
             }
             return;
         }
         let reply_to = reply_peer_for_request(&peer, &req);
         if req.method == Method::Ack {
             // The ACK for a 2xx: find its INVITE by dialog, not by branch.
-            let dialog = dialog_of(&req);
-            let found = self.servers.iter_mut().find(|(_, e)| e.dialog.is_some() && e.dialog == dialog);
-            let invite = match found {
+            let found = dialog_of(&req).and_then(|d| self.invites_by_dialog.get(&d).cloned());
+            let invite = match found.and_then(|k| self.servers.get_mut(&k).map(|e| (k, e))) {
                 Some((k, e)) => {
                     let id = e.id;
                     let actions = e.tx.on_request(req.clone(), now);
                     // The TU hears about this ACK through Output::Ack below, not twice.
                     let actions = actions.into_iter().filter(|a| !matches!(a, Action::Tu(TuEvent::Ack(_)))).collect();
                     if convert(id, &e.peer, actions, out) {
-                        let k = k.clone();
-                        self.servers.remove(&k);
+                        self.remove_server(&k);
+                    } else {
+                        self.track(id);
                     }
                     Some(id)
                 }
@@ -714,51 +813,85 @@ impl TransactionLayer {
         out.push(Output::Request { id, request: req, peer: peer.clone(), cancels });
         let done = convert(id, &reply_to, actions, out);
         if !done {
-            self.servers.insert(key, ServerEntry { id, peer: reply_to, tx, dialog });
+            self.insert_server(key, ServerEntry { id, peer: reply_to, tx, dialog });
         }
     }
 
     /// Fires the timers due at `now` in every transaction.
     pub fn poll(&mut self, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
-        self.clients.retain(|_, e| {
-            if e.tx.next_deadline().is_some_and(|d| d <= now) {
-                !convert(e.id, &e.peer, e.tx.poll(now), &mut out)
-            } else {
-                true
+        let mut due = Vec::new();
+        while let Some(std::cmp::Reverse((at, id))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
             }
-        });
-        self.servers.retain(|_, e| {
-            if e.tx.next_deadline().is_some_and(|d| d <= now) {
-                !convert(e.id, &e.peer, e.tx.poll(now), &mut out)
-            } else {
-                true
+            self.deadlines.pop();
+            if !due.contains(&id) {
+                due.push(id);
             }
-        });
+        }
+        for id in due {
+            match self.by_id.get(&id).cloned() {
+                Some(Slot::Client(key)) => {
+                    let Some(e) = self.clients.get_mut(&key) else { continue };
+                    if e.tx.next_deadline().is_none_or(|d| d > now) {
+                        continue;
+                    }
+                    let actions = e.tx.poll(now);
+                    if convert(id, &e.peer, actions, &mut out) {
+                        self.remove_client(&key);
+                        continue;
+                    }
+                }
+                Some(Slot::Server(key)) => {
+                    let Some(e) = self.servers.get_mut(&key) else { continue };
+                    if e.tx.next_deadline().is_none_or(|d| d > now) {
+                        continue;
+                    }
+                    let actions = e.tx.poll(now);
+                    if convert(id, &e.peer, actions, &mut out) {
+                        self.remove_server(&key);
+                        continue;
+                    }
+                }
+                None => continue,
+            }
+            self.track(id);
+        }
+        self.tidy();
+        // A burst of calls grows the tables; give the memory back once it has passed.
+        shrink_when_idle(&mut self.clients);
+        shrink_when_idle(&mut self.servers);
+        shrink_when_idle(&mut self.by_id);
+        shrink_when_idle(&mut self.invites_by_dialog);
+        if self.deadlines.capacity() > 1024 && self.deadlines.len() < self.deadlines.capacity() / 16 {
+            self.deadlines.shrink_to(self.deadlines.len() * 4);
+        }
         out
     }
 
     /// The transport failed for transaction `id` (a send error, a dropped connection).
     pub fn on_transport_error(&mut self, id: TransactionId) -> Vec<Output> {
         let mut out = Vec::new();
-        if let Some(key) = self.clients.iter().find(|(_, e)| e.id == id).map(|(k, _)| k.clone())
-            && let Some(mut e) = self.clients.remove(&key)
-        {
-            convert(id, &e.peer, e.tx.on_transport_error(), &mut out);
-        }
-        if let Some(key) = self.servers.iter().find(|(_, e)| e.id == id).map(|(k, _)| k.clone())
-            && let Some(mut e) = self.servers.remove(&key)
-        {
-            convert(id, &e.peer, e.tx.on_transport_error(), &mut out);
+        match self.by_id.get(&id).cloned() {
+            Some(Slot::Client(key)) => {
+                if let Some(mut e) = self.remove_client(&key) {
+                    convert(id, &e.peer, e.tx.on_transport_error(), &mut out);
+                }
+            }
+            Some(Slot::Server(key)) => {
+                if let Some(mut e) = self.remove_server(&key) {
+                    convert(id, &e.peer, e.tx.on_transport_error(), &mut out);
+                }
+            }
+            None => {}
         }
         out
     }
 
     /// When [`TransactionLayer::poll`] must next be called.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let c = self.clients.values().filter_map(|e| e.tx.next_deadline());
-        let s = self.servers.values().filter_map(|e| e.tx.next_deadline());
-        c.chain(s).min()
+        self.deadlines.peek().map(|std::cmp::Reverse((at, _))| *at)
     }
 
     /// How many transactions are alive (client, server).
@@ -768,12 +901,26 @@ impl TransactionLayer {
 
     /// The state of server transaction `id`, if it is alive.
     pub fn server_state(&self, id: TransactionId) -> Option<ServerState> {
-        self.servers.values().find(|e| e.id == id).map(|e| e.tx.state())
+        match self.by_id.get(&id)? {
+            Slot::Server(k) => self.servers.get(k).map(|e| e.tx.state()),
+            Slot::Client(_) => None,
+        }
     }
 
     /// The state of client transaction `id`, if it is alive.
     pub fn client_state(&self, id: TransactionId) -> Option<ClientState> {
-        self.clients.values().find(|e| e.id == id).map(|e| e.tx.state())
+        match self.by_id.get(&id)? {
+            Slot::Client(k) => self.clients.get(k).map(|e| e.tx.state()),
+            Slot::Server(_) => None,
+        }
+    }
+}
+
+/// Shrinks a table that holds far less than it has room for (after a burst;
+/// the wide margin keeps a busy table from shrinking and growing in turn).
+pub(crate) fn shrink_when_idle<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 1024 && map.len() < map.capacity() / 16 {
+        map.shrink_to(map.len() * 4);
     }
 }
 
@@ -866,13 +1013,18 @@ impl LayerHandle {
 /// `StrayResponse`) arrives on the returned receiver; sends go through
 /// `transport`, and a failed send becomes a `TransportError` event.
 /// The task ends when the handle and the incoming channel are both gone.
+///
+/// The channel to the UA is unbounded on purpose: the UA awaits this task
+/// (the id of a new client transaction) while it handles an output, so a
+/// bounded channel that filled up under load would leave each waiting on
+/// the other. What it holds is bounded by the traffic the UA has not yet read.
 pub fn run(
     transport: Arc<TransportLayer>,
     mut incoming: mpsc::Receiver<Incoming>,
     timers: Timers,
-) -> (LayerHandle, mpsc::Receiver<Output>) {
+) -> (LayerHandle, mpsc::UnboundedReceiver<Output>) {
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
-    let (ua_tx, ua_rx) = mpsc::channel::<Output>(256);
+    let (ua_tx, ua_rx) = mpsc::unbounded_channel::<Output>();
     tokio::spawn(async move {
         let mut layer = TransactionLayer::new(timers);
         let mut incoming_open = true;
@@ -881,7 +1033,10 @@ pub fn run(
             let deadline = layer.next_deadline();
             let outputs: Vec<(Option<TransactionId>, Vec<Output>)> = tokio::select! {
                 msg = incoming.recv(), if incoming_open => match msg {
-                    Some(m) => vec![(None, layer.on_message(&m.data, m.peer, Instant::now()))],
+                    Some(m) => {
+                        tracing::trace!(from = %m.peer.addr, "received:\n{}", String::from_utf8_lossy(&m.data));
+                        vec![(None, layer.on_message(&m.data, m.peer, Instant::now()))]
+                    }
                     None => { incoming_open = false; Vec::new() }
                 },
                 cmd = cmd_rx.recv(), if commands_open => match cmd {
@@ -903,6 +1058,7 @@ pub fn run(
                     for o in queue {
                         match o {
                             Output::Send { peer, bytes } => {
+                                tracing::trace!(to = %peer.addr, "sending:\n{}", String::from_utf8_lossy(&bytes));
                                 if let Err(e) = transport.send(&peer, &bytes).await {
                                     tracing::warn!(error = %e, to = %peer.addr, "SIP send failed");
                                     if let Some(id) = origin {
@@ -911,7 +1067,7 @@ pub fn run(
                                 }
                             }
                             other => {
-                                if ua_tx.send(other).await.is_err() {
+                                if ua_tx.send(other).is_err() {
                                     commands_open = false;
                                     incoming_open = false;
                                 }
@@ -1298,7 +1454,7 @@ Call-ID: inv2543.1717@ift.client.example.com\r\nCSeq: 56 INVITE\r\nContent-Lengt
         assert_eq!(layer.server_state(id), Some(ServerState::Confirmed));
     }
 
-    async fn next_output(rx: &mut mpsc::Receiver<Output>) -> Output {
+    async fn next_output(rx: &mut mpsc::UnboundedReceiver<Output>) -> Output {
         tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .expect("no output in 10 s")

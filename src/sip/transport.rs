@@ -289,11 +289,23 @@ impl TransportLayer {
             None => None,
         };
         let listener = match opts.tcp {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| TransportError::Bind {
-                what: "TCP",
-                addr,
-                source,
-            })?),
+            Some(addr) => {
+                // "Any port" for both: TCP takes the port UDP got, so one Contact port serves both.
+                let same_port = match (addr.port(), udp.as_ref().and_then(|u| u.local_addr().ok())) {
+                    (0, Some(u)) if u.ip() == addr.ip() => {
+                        TcpListener::bind(SocketAddr::new(addr.ip(), u.port())).await.ok()
+                    }
+                    _ => None,
+                };
+                match same_port {
+                    Some(l) => Some(l),
+                    None => Some(TcpListener::bind(addr).await.map_err(|source| TransportError::Bind {
+                        what: "TCP",
+                        addr,
+                        source,
+                    })?),
+                }
+            }
             None => None,
         };
         let layer = Arc::new(TransportLayer {

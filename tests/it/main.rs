@@ -10,6 +10,7 @@ mod keyring;
 mod media;
 mod notify;
 mod rules;
+mod sip;
 mod sync;
 mod sync_window;
 mod team;

@@ -1,0 +1,1175 @@
+//! The SIP user agent: the softphone behind both faces of ClinicDesk (the
+//! window and `clinicdesk phone`). It registers the workstation's account,
+//! rings the operator with the caller's card, places and answers calls, holds,
+//! transfers and hangs up, and reports all of it as [`PhoneEvent`]s.
+//!
+//! [`start`] runs it on a tokio runtime of its own thread, so neither face
+//! waits on the network: commands come in through the [`PhoneEnd`] of
+//! [`crate::phone::link`], events go out through it (waking the window), and
+//! the media figures of each finished call come out beside them on
+//! [`UaHandle::figures`] just before its `Ended` event.
+//!
+//! One task owns all state — registration, calls, the client transactions
+//! waiting for answers, timers — and reacts to one thing at a time: an output
+//! of the transaction layer ([`crate::sip::transaction::run`]), a command, a
+//! media event or a timer. Nothing is shared and nothing locks; a call's flows
+//! are in [`crate::sip::call`], the REGISTER logic in
+//! [`crate::sip::registration`], dialogs in [`crate::sip::dialog`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::auth::DigestClient;
+use super::call::Call;
+use super::headers::{HeaderName, NameAddr, Via};
+use super::message::{Method, Request, Response};
+use super::registration::{Outcome, Registration};
+use super::sdp::Codec;
+use super::transaction::{self, LayerHandle, Output, Timers, TransactionId, TuEvent};
+use super::transport::{Peer, Transport, TransportError, TransportLayer, TransportOptions, local_addr_toward};
+use super::uri::{Host, SipUri, Uri};
+use super::validate::{UasPolicy, uas_precheck};
+use crate::crm::Country;
+use crate::media::{CallStats, MediaEvent};
+use crate::phone::{Availability, PhoneCommand, PhoneEnd, PhoneEvent};
+use crate::settings::{LocalSettings, SipTransport};
+use crate::store::Replica;
+
+/// The methods this user agent handles (sent in Allow; others get 405/501).
+pub(super) const ALLOW: &[Method] = &[
+    Method::Invite,
+    Method::Ack,
+    Method::Cancel,
+    Method::Bye,
+    Method::Options,
+    Method::Info,
+    Method::Notify,
+    Method::Refer,
+    Method::Update,
+];
+
+/// The SIP account registered with the clinic's PBX.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// Registrar and outbound proxy: `host`, `host:port` or an IP address.
+    pub server: String,
+    /// The extension (user part of the address of record).
+    pub username: String,
+    /// The digest user name, when it differs from `username` (empty: the same).
+    pub auth_username: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+impl fmt::Debug for AccountConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the password.
+        f.debug_struct("AccountConfig")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("auth_username", &self.auth_username)
+            .field("display_name", &self.display_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccountConfig {
+    /// `user@server`: how the account is named in events and in the keyring.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.username, self.server)
+    }
+}
+
+/// Where a call's sound comes from and goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AudioChoice {
+    /// Silence out, nothing kept (headless default: no sound card needed).
+    #[default]
+    Silent,
+    /// The sound cards by name (None: the system's default).
+    Devices { input: Option<String>, output: Option<String> },
+    /// Files: `play` as the microphone (looped), `record` what is received,
+    /// `record_sent` what is sent. The second call's files get `-2` before
+    /// the extension, and so on.
+    Files { play: Option<PathBuf>, record: Option<PathBuf>, record_sent: Option<PathBuf> },
+}
+
+/// What a second call does while one is going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenInCall {
+    /// It rings too (call waiting); the operator chooses.
+    #[default]
+    Ring,
+    /// It is refused with 486 Busy Here.
+    Busy,
+}
+
+/// Everything the user agent needs to run.
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// The account to register; `None` for a phone without registrar that
+    /// only answers and dials full SIP addresses (`clinicdesk phone --listen`).
+    pub account: Option<AccountConfig>,
+    /// The local SIP address: UDP (and TCP when that is the transport) are
+    /// bound here; port 0 takes a free one.
+    pub listen: SocketAddr,
+    pub transport: Transport,
+    /// How national numbers are read (dialled numbers and callers).
+    pub country: Country,
+    /// The local replica, for the caller's card (read only; absent: no card).
+    pub replica: Option<PathBuf>,
+    pub audio: AudioChoice,
+    /// Answer every incoming call after this long.
+    pub auto_answer: Option<Duration>,
+    pub when_in_call: WhenInCall,
+    /// Codecs offered, in order of preference.
+    pub codecs: Vec<Codec>,
+    pub timers: Timers,
+    /// The registration interval asked for, in seconds.
+    pub register_expires: u32,
+    /// The CRLF keep-alive toward the registrar (RFC 5626 style).
+    pub keepalive: Duration,
+    /// An incoming call nobody answers is declined (480) after this long.
+    pub ring_timeout: Duration,
+    /// The user part of our address when there is no account.
+    pub local_user: String,
+    pub user_agent: String,
+}
+
+impl Default for UaConfig {
+    fn default() -> UaConfig {
+        UaConfig {
+            account: None,
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            transport: Transport::Udp,
+            country: Country::Ru,
+            replica: None,
+            audio: AudioChoice::Silent,
+            auto_answer: None,
+            when_in_call: WhenInCall::Ring,
+            codecs: vec![Codec::Opus, Codec::Pcma, Codec::Pcmu],
+            timers: Timers::default(),
+            register_expires: 600,
+            keepalive: Duration::from_secs(25),
+            ring_timeout: Duration::from_secs(180),
+            local_user: "clinicdesk".to_owned(),
+            user_agent: format!("ClinicDesk/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl UaConfig {
+    /// The phone of this workstation as its settings describe it: the
+    /// account of `[sip]` (with `password`, from the keyring), the sound
+    /// cards of `[audio]`, numbers read as in `country`, cards from `replica`.
+    /// Refuses when telephony is off, or the account is incomplete.
+    pub fn for_workstation(
+        settings: &LocalSettings,
+        replica: Option<PathBuf>,
+        password: Option<String>,
+    ) -> Result<UaConfig, UaError> {
+        if !settings.telephony_enabled {
+            return Err(UaError::TelephonyOff);
+        }
+        let sip = &settings.sip;
+        let server = sip.server.trim();
+        if server.is_empty() {
+            return Err(UaError::NoServer);
+        }
+        let username = sip.username.trim();
+        if username.is_empty() {
+            return Err(UaError::NoUser);
+        }
+        let account = format!("{username}@{server}");
+        let password = password.filter(|p| !p.is_empty()).ok_or(UaError::NoPassword { account })?;
+        let transport = match sip.transport {
+            SipTransport::Udp => Transport::Udp,
+            SipTransport::Tcp => Transport::Tcp,
+            SipTransport::Tls => Transport::Tls,
+        };
+        Ok(UaConfig {
+            account: Some(AccountConfig {
+                server: server.to_owned(),
+                username: username.to_owned(),
+                auth_username: sip.auth_username.trim().to_owned(),
+                password,
+                display_name: sip.display_name.trim().to_owned(),
+            }),
+            transport,
+            country: settings.country,
+            replica,
+            audio: AudioChoice::Devices {
+                input: settings.audio.input_device.clone(),
+                output: settings.audio.output_device.clone(),
+            },
+            ..UaConfig::default()
+        })
+    }
+}
+
+/// The figures of a call's media, reported just before its `Ended` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFigures {
+    pub call_id: String,
+    /// `None` when the call never had media.
+    pub stats: Option<CallStats>,
+}
+
+/// Why the user agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum UaError {
+    #[error("cannot open the SIP transport: {0}")]
+    Transport(#[from] TransportError),
+    #[error("the SIP server {server:?} cannot be used: {reason}")]
+    Server { server: String, reason: String },
+    #[error("the SIP account has no user name: set [sip] username in settings.toml or pass --user")]
+    NoUser,
+    #[error("no SIP server: set [sip] server in settings.toml or pass --server HOST[:PORT]")]
+    NoServer,
+    #[error("IP telephony is disabled on this workstation (telephony_enabled = false in settings.toml)")]
+    TelephonyOff,
+    #[error(
+        "no SIP password for {account}: keep it with `clinicdesk password set --kind sip --account {account}` \
+         or set CLINICDESK_SIP_PASSWORD"
+    )]
+    NoPassword { account: String },
+    #[error("cannot start the user agent: {0}")]
+    Start(String),
+}
+
+/// The running user agent.
+pub struct UaHandle {
+    local_addr: SocketAddr,
+    figures: crossbeam_channel::Receiver<CallFigures>,
+    internal: mpsc::UnboundedSender<Internal>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UaHandle {
+    /// The bound SIP address (with the port chosen when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The media figures of finished calls; each arrives before its `Ended`.
+    pub fn figures(&self) -> &crossbeam_channel::Receiver<CallFigures> {
+        &self.figures
+    }
+
+    /// Whether the user agent still runs.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Hangs up every call, removes the registration (waiting up to two
+    /// seconds for the registrar) and stops.
+    pub fn shutdown(mut self) {
+        let _ = self.internal.send(Internal::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for UaHandle {
+    fn drop(&mut self) {
+        let _ = self.internal.send(Internal::Shutdown);
+    }
+}
+
+/// What reaches the user agent's task besides the transaction layer.
+pub(super) enum Internal {
+    Command(PhoneCommand),
+    Shutdown,
+    Media { call_id: String, generation: u64, event: MediaEvent },
+}
+
+/// Starts the user agent on its own thread. Returns once the SIP socket is
+/// bound (or with why it could not be).
+pub fn start(config: UaConfig, phone: PhoneEnd) -> Result<UaHandle, UaError> {
+    if config.account.as_ref().is_some_and(|a| a.username.trim().is_empty()) {
+        return Err(UaError::NoUser);
+    }
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, UaError>>();
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let (figures_tx, figures_rx) = crossbeam_channel::unbounded();
+    let bridge_tx = internal_tx.clone();
+    let thread_internal = internal_tx.clone();
+    let commands = phone.commands.clone();
+    let thread = std::thread::Builder::new()
+        .name("sip-ua".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("sip-ua-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(UaError::Start(format!("no tokio runtime: {e}"))));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let ua = match Ua::new(config, phone, figures_tx, thread_internal).await {
+                    Ok(ua) => ua,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(ua.bound));
+                ua.run(internal_rx).await;
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })
+        .map_err(|e| UaError::Start(e.to_string()))?;
+    let local_addr = match ready_rx.recv() {
+        Ok(Ok(addr)) => addr,
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => return Err(UaError::Start("its thread stopped while starting".into())),
+    };
+    // The window's commands arrive on a crossbeam channel; this thread hands
+    // them to the task, and asks it to stop when the window lets go of its end.
+    let _ = std::thread::Builder::new().name("sip-ua-commands".into()).spawn(move || {
+        loop {
+            match commands.recv_timeout(Duration::from_millis(250)) {
+                Ok(command) => {
+                    if bridge_tx.send(Internal::Command(command)).is_err() {
+                        break;
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if bridge_tx.is_closed() {
+                        break;
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    let _ = bridge_tx.send(Internal::Shutdown);
+                    break;
+                }
+            }
+        }
+    });
+    Ok(UaHandle { local_addr, figures: figures_rx, internal: internal_tx, thread: Some(thread) })
+}
+
+/// What a client transaction of ours is for, so its answer reaches the right flow.
+pub(super) enum Pending {
+    Register {
+        sent: Request,
+    },
+    Invite {
+        call_id: String,
+        sent: Request,
+    },
+    /// The 2xx of an INVITE was ACKed; retransmissions of it get the same ACK.
+    Accepted {
+        ack: Vec<u8>,
+        peer: Peer,
+        since: Instant,
+    },
+    ReInvite {
+        call_id: String,
+        sent: Request,
+        hold: bool,
+    },
+    Refer {
+        call_id: String,
+        target: String,
+    },
+    /// BYE, CANCEL, NOTIFY: the answer changes nothing.
+    Fire {
+        since: Instant,
+    },
+}
+
+/// Things that happen at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Timer {
+    Register { generation: u64 },
+    AutoAnswer { call_id: String },
+    RingTimeout { call_id: String },
+    ReInviteRetry { call_id: String, hold: bool },
+    CancelGiveUp { call_id: String },
+    Sweep,
+}
+
+struct RegState {
+    reg: Registration,
+    server: Peer,
+    server_name: String,
+    registered: bool,
+    failures: u32,
+    /// Timers of an older registration cycle are ignored.
+    generation: u64,
+    /// The REGISTER with Expires: 0 is out (shutting down).
+    removing: bool,
+}
+
+/// The user agent's state (see the module docs).
+pub(super) struct Ua {
+    pub(super) cfg: UaConfig,
+    pub(super) layer: LayerHandle,
+    outputs: Option<mpsc::UnboundedReceiver<Output>>,
+    pub(super) transport: Arc<TransportLayer>,
+    pub(super) bound: SocketAddr,
+    /// Our address as the registrar sees it, when it differs from ours (NAT).
+    pub(super) public: Option<SocketAddr>,
+    pub(super) phone: PhoneEnd,
+    figures: crossbeam_channel::Sender<CallFigures>,
+    pub(super) internal: mpsc::UnboundedSender<Internal>,
+    reg: Option<RegState>,
+    keepalive: Option<tokio::task::JoinHandle<()>>,
+    pub(super) calls: HashMap<String, Call>,
+    pub(super) pending: HashMap<TransactionId, Pending>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timer_kinds: HashMap<u64, Timer>,
+    timer_seq: u64,
+    pub(super) availability: Availability,
+    cards: Option<Replica>,
+    pub(super) policy: UasPolicy,
+    pub(super) call_counter: u32,
+    pub(super) stopping: bool,
+}
+
+/// Resolves `host[:port]` (an IP address or a name) to a socket address.
+pub(super) async fn resolve(host: &Host, port: u16) -> Result<SocketAddr, String> {
+    if let Some(ip) = host.ip() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let name = host.to_string();
+    let found = tokio::net::lookup_host((name.as_str(), port)).await.map_err(|e| e.to_string())?;
+    let all: Vec<SocketAddr> = found.collect();
+    all.iter().find(|a| a.is_ipv4()).or(all.first()).copied().ok_or_else(|| format!("{name} has no address"))
+}
+
+/// Reads `host`, `host:port`, `[v6]:port` or `sip:host:port` into a URI.
+pub(super) fn server_uri(server: &str) -> Result<SipUri, String> {
+    let text = server.trim();
+    let text = text.strip_prefix("sip:").unwrap_or(text);
+    if text.is_empty() {
+        return Err("no server given".to_owned());
+    }
+    if text.contains('@') {
+        return Err("give the server as host or host:port, without a user".to_owned());
+    }
+    SipUri::parse(&format!("sip:{text}")).map_err(|e| e.to_string())
+}
+
+impl Ua {
+    async fn new(
+        cfg: UaConfig,
+        phone: PhoneEnd,
+        figures: crossbeam_channel::Sender<CallFigures>,
+        internal: mpsc::UnboundedSender<Internal>,
+    ) -> Result<Ua, UaError> {
+        let mut opts = TransportOptions { udp: Some(cfg.listen), ..Default::default() };
+        match cfg.transport {
+            Transport::Udp => {}
+            Transport::Tcp => opts.tcp = Some(cfg.listen),
+            Transport::Tls => {
+                opts.tls = Some(super::transport::tls_client_config(None)?);
+            }
+        }
+        let (transport, incoming) = TransportLayer::start(opts).await?;
+        let bound = transport.udp_local_addr().unwrap_or(cfg.listen);
+        let (layer, outputs) = transaction::run(transport.clone(), incoming, cfg.timers);
+        let reg = match &cfg.account {
+            None => None,
+            Some(account) => {
+                let uri = server_uri(&account.server)
+                    .map_err(|reason| UaError::Server { server: account.server.clone(), reason })?;
+                let port = uri.port.unwrap_or(cfg.transport.default_port());
+                let addr = resolve(&uri.host, port)
+                    .await
+                    .map_err(|reason| UaError::Server { server: account.server.clone(), reason })?;
+                let mut server = Peer::new(cfg.transport, addr);
+                if cfg.transport == Transport::Tls {
+                    server.tls_name = uri.host.ip().is_none().then(|| uri.host.to_string());
+                }
+                let mut aor_uri = SipUri::new(Some(&account.username), uri.host.clone(), uri.port);
+                aor_uri.params = Default::default();
+                let mut aor = NameAddr::new(Uri::Sip(aor_uri));
+                if !account.display_name.trim().is_empty() {
+                    aor = aor.with_display(account.display_name.trim());
+                }
+                let mut registrar = SipUri::new(None, uri.host.clone(), uri.port);
+                if cfg.transport != Transport::Udp {
+                    registrar.params.set("transport", Some(&cfg.transport.as_str().to_ascii_lowercase()));
+                }
+                let auth_user =
+                    if account.auth_username.trim().is_empty() { &account.username } else { &account.auth_username };
+                let contact =
+                    NameAddr::new(Uri::Sip(SipUri::new(Some(&account.username), Host::from(bound.ip()), None)));
+                Some(RegState {
+                    reg: Registration::new(
+                        aor,
+                        Uri::Sip(registrar),
+                        contact,
+                        cfg.register_expires,
+                        DigestClient::new(auth_user, &account.password),
+                        super::new_call_id(&bound.ip().to_string()),
+                    ),
+                    server,
+                    server_name: account.label(),
+                    registered: false,
+                    failures: 0,
+                    generation: 0,
+                    removing: false,
+                })
+            }
+        };
+        let cards = match &cfg.replica {
+            Some(path) if path.exists() => match Replica::open_read_only(path) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no caller cards: the replica cannot be read");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let policy = UasPolicy {
+            allow: ALLOW.to_vec(),
+            supported: Vec::new(),
+            accept: vec![
+                "application/sdp".to_owned(),
+                "message/sipfrag".to_owned(),
+                "application/dtmf-relay".to_owned(),
+                "application/dtmf".to_owned(),
+            ],
+        };
+        Ok(Ua {
+            cfg,
+            layer,
+            outputs: Some(outputs),
+            transport,
+            bound,
+            public: None,
+            phone,
+            figures,
+            internal,
+            reg,
+            keepalive: None,
+            calls: HashMap::new(),
+            pending: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_kinds: HashMap::new(),
+            timer_seq: 0,
+            availability: Availability::Available,
+            cards,
+            policy,
+            call_counter: 0,
+            stopping: false,
+        })
+    }
+
+    async fn run(mut self, mut internal: mpsc::UnboundedReceiver<Internal>) {
+        let Some(mut outputs) = self.outputs.take() else { return };
+        if let Some(reg) = &self.reg {
+            self.keepalive =
+                Some(super::transport::spawn_keepalive(self.transport.clone(), reg.server.clone(), self.cfg.keepalive));
+            self.register(self.cfg.register_expires).await;
+        }
+        self.schedule(Duration::from_secs(10), Timer::Sweep);
+        let mut stop_by: Option<Instant> = None;
+        loop {
+            if let Some(deadline) = stop_by
+                && (Instant::now() >= deadline || self.quiet())
+            {
+                break;
+            }
+            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let wake = match (next_timer, stop_by) {
+                (Some(t), Some(s)) => Some(t.min(s)),
+                (t, s) => t.or(s),
+            };
+            tokio::select! {
+                out = outputs.recv() => match out {
+                    Some(o) => self.on_output(o).await,
+                    None => break,
+                },
+                msg = internal.recv() => match msg {
+                    Some(Internal::Command(c)) => self.on_command(c).await,
+                    Some(Internal::Media { call_id, generation, event }) => self.on_media(&call_id, generation, event),
+                    Some(Internal::Shutdown) | None => {
+                        if stop_by.is_none() {
+                            self.begin_shutdown().await;
+                            stop_by = Some(Instant::now() + Duration::from_secs(2));
+                        }
+                    }
+                },
+                () = sleep_until_opt(wake) => self.fire_timers().await,
+            }
+        }
+        if let Some(k) = self.keepalive.take() {
+            k.abort();
+        }
+        let ids: Vec<String> = self.calls.keys().cloned().collect();
+        for id in ids {
+            self.finish_call(&id, crate::phone::EndReason::HungUp).await;
+        }
+    }
+
+    /// Nothing more to wait for before stopping: no REGISTER, BYE or CANCEL out.
+    fn quiet(&self) -> bool {
+        !self.pending.values().any(|p| matches!(p, Pending::Register { .. } | Pending::Fire { .. }))
+    }
+
+    async fn begin_shutdown(&mut self) {
+        self.stopping = true;
+        let ids: Vec<String> = self.calls.keys().cloned().collect();
+        for id in ids {
+            self.hangup(&id).await;
+        }
+        let registered = self.reg.as_ref().is_some_and(|r| r.registered);
+        if registered {
+            if let Some(r) = &mut self.reg {
+                r.removing = true;
+                r.generation += 1;
+            }
+            self.register(0).await;
+        } else {
+            // Not registered: forget a REGISTER still out, nothing to remove.
+            self.pending.retain(|_, p| !matches!(p, Pending::Register { .. }));
+        }
+    }
+
+    // ----- timers -----
+
+    /// Sets a timer; the number cancels it.
+    pub(super) fn schedule(&mut self, after: Duration, timer: Timer) -> u64 {
+        self.timer_seq += 1;
+        self.timers.push(Reverse((Instant::now() + after, self.timer_seq)));
+        self.timer_kinds.insert(self.timer_seq, timer);
+        self.timer_seq
+    }
+
+    /// Forgets a timer that no longer matters (its heap entry is skipped when due).
+    pub(super) fn cancel_timer(&mut self, seq: u64) {
+        self.timer_kinds.remove(&seq);
+    }
+
+    async fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, seq))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(timer) = self.timer_kinds.remove(&seq) else { continue };
+            match timer {
+                Timer::Register { generation } => {
+                    if self.reg.as_ref().is_some_and(|r| r.generation == generation && !r.removing) {
+                        self.register(self.cfg.register_expires).await;
+                    }
+                }
+                Timer::AutoAnswer { call_id } => self.answer(&call_id).await,
+                Timer::RingTimeout { call_id } => self.ring_timeout(&call_id).await,
+                Timer::ReInviteRetry { call_id, hold } => self.hold(&call_id, hold).await,
+                Timer::CancelGiveUp { call_id } => {
+                    if self.calls.get(&call_id).is_some_and(|c| c.is_cancelling()) {
+                        self.calls.remove(&call_id);
+                    }
+                }
+                Timer::Sweep => {
+                    self.sweep();
+                    self.schedule(Duration::from_secs(10), Timer::Sweep);
+                }
+            }
+        }
+    }
+
+    /// Forgets client transactions whose answers can no longer come, and
+    /// gives back the room a burst of calls took.
+    fn sweep(&mut self) {
+        super::transaction::shrink_when_idle(&mut self.pending);
+        super::transaction::shrink_when_idle(&mut self.calls);
+        super::transaction::shrink_when_idle(&mut self.timer_kinds);
+        if self.timers.capacity() > 64 && self.timers.len() < self.timers.capacity() / 4 {
+            self.timers.shrink_to(self.timers.len() * 2);
+        }
+        let linger = self.cfg.timers.t64() + Duration::from_secs(5);
+        let now = Instant::now();
+        self.pending.retain(|_, p| match p {
+            Pending::Accepted { since, .. } | Pending::Fire { since } => now.duration_since(*since) < linger,
+            _ => true,
+        });
+    }
+
+    // ----- addresses -----
+
+    /// The local IP packets to `peer` leave from.
+    pub(super) fn local_ip_toward(&self, peer: SocketAddr) -> IpAddr {
+        if !self.bound.ip().is_unspecified() {
+            return self.bound.ip();
+        }
+        local_addr_toward(peer).unwrap_or(self.bound.ip())
+    }
+
+    /// The address the peer can reach us at: the public one learned from
+    /// rport when we are behind NAT, else ours toward it.
+    pub(super) fn reachable_addr(&self, peer: SocketAddr) -> SocketAddr {
+        match self.public {
+            Some(public) => public,
+            None => SocketAddr::new(self.local_ip_toward(peer), self.bound.port()),
+        }
+    }
+
+    /// The IP for the SDP `c=` line of a call with `peer`.
+    pub(super) fn media_ip(&self, peer: SocketAddr) -> IpAddr {
+        self.public.map_or_else(|| self.local_ip_toward(peer), |p| p.ip())
+    }
+
+    /// A new top Via for a request to `peer` (with rport, RFC 3581).
+    pub(super) fn via(&self, peer: &Peer) -> Via {
+        let ip = self.local_ip_toward(peer.addr);
+        let mut via = Via::new(peer.transport.as_str(), Host::from(ip), Some(self.bound.port()), &super::new_branch());
+        via.params.set("rport", None);
+        via
+    }
+
+    /// Our Contact toward `peer`.
+    pub(super) fn contact(&self, peer: &Peer) -> NameAddr {
+        let addr = self.reachable_addr(peer.addr);
+        let user = self.cfg.account.as_ref().map_or(self.cfg.local_user.as_str(), |a| a.username.as_str());
+        let mut uri = SipUri::new(Some(user), Host::from(addr.ip()), Some(addr.port()));
+        if peer.transport != Transport::Udp {
+            uri.params.set("transport", Some(&peer.transport.as_str().to_ascii_lowercase()));
+        }
+        NameAddr::new(Uri::Sip(uri))
+    }
+
+    /// Our address of record (From of our calls).
+    pub(super) fn aor(&self, peer: &Peer) -> NameAddr {
+        match &self.reg {
+            Some(r) => r.reg.aor.clone(),
+            None => {
+                let addr = self.reachable_addr(peer.addr);
+                NameAddr::new(Uri::Sip(SipUri::new(
+                    Some(&self.cfg.local_user),
+                    Host::from(addr.ip()),
+                    Some(addr.port()),
+                )))
+            }
+        }
+    }
+
+    /// The registrar, which is also the outbound proxy of our calls.
+    pub(super) fn server(&self) -> Option<&Peer> {
+        self.reg.as_ref().map(|r| &r.server)
+    }
+
+    /// The digest client for requests we send to the server (a fresh one per call).
+    pub(super) fn credentials(&self) -> Option<DigestClient> {
+        self.cfg.account.as_ref().map(|a| {
+            let user = if a.auth_username.trim().is_empty() { &a.username } else { &a.auth_username };
+            DigestClient::new(user, &a.password)
+        })
+    }
+
+    /// Where a request for `uri` goes: the outbound proxy when registered
+    /// with a server, else the URI's own host.
+    pub(super) async fn peer_for(&self, uri: &Uri, via_proxy: bool) -> Result<Peer, String> {
+        if via_proxy && let Some(server) = self.server() {
+            return Ok(server.clone());
+        }
+        let sip = uri.as_sip().ok_or_else(|| format!("{uri} is not a SIP address"))?;
+        let transport =
+            sip.param("transport").and_then(|t| t.and_then(|t| Transport::parse(&t))).unwrap_or(self.cfg.transport);
+        let port = sip.port.unwrap_or(if sip.secure { 5061 } else { transport.default_port() });
+        let addr = resolve(&sip.host, port).await?;
+        Ok(Peer::new(transport, addr))
+    }
+
+    // ----- sending -----
+
+    /// Adds Via, Contact (for requests that need one) and User-Agent unless present.
+    pub(super) fn complete(&self, req: &mut Request, peer: &Peer) {
+        if req.headers.count(&HeaderName::Via) == 0 {
+            put_top_via(req, &self.via(peer));
+        }
+        if matches!(req.method, Method::Invite | Method::Update | Method::Refer | Method::Notify | Method::Register)
+            && req.headers.count(&HeaderName::Contact) == 0
+        {
+            req.headers.push_typed(HeaderName::Contact, &self.contact(peer));
+        }
+        if req.headers.count(&HeaderName::UserAgent) == 0 {
+            req.headers.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        }
+    }
+
+    /// Completes `req` and starts a client transaction for it; `pending`
+    /// makes what its answer is for from the request as sent.
+    pub(super) async fn send(
+        &mut self,
+        mut req: Request,
+        peer: &Peer,
+        pending: impl FnOnce(&Request) -> Pending,
+    ) -> Option<TransactionId> {
+        self.complete(&mut req, peer);
+        let pending = pending(&req);
+        match self.layer.send_request(req, peer.clone()).await {
+            Ok(id) => {
+                self.pending.insert(id, pending);
+                Some(id)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "request not sent");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn respond(&self, id: TransactionId, mut resp: Response) {
+        if resp.headers.count(&HeaderName::Server) == 0 {
+            resp.headers.push(HeaderName::Server, self.cfg.user_agent.clone());
+        }
+        if let Err(e) = self.layer.respond(id, resp).await {
+            tracing::error!(error = %e, "response not sent");
+        }
+    }
+
+    pub(super) async fn send_stateless(&self, peer: &Peer, bytes: Vec<u8>) {
+        if let Err(e) = self.layer.send_stateless(peer.clone(), bytes).await {
+            tracing::error!(error = %e, "message not sent");
+        }
+    }
+
+    pub(super) fn emit(&self, event: PhoneEvent) {
+        tracing::debug!(?event, "phone event");
+        self.phone.send(event);
+    }
+
+    /// Reports a finished call's figures, then its end.
+    pub(super) fn emit_end(&self, call_id: &str, stats: Option<CallStats>, event: PhoneEvent) {
+        let _ = self.figures.send(CallFigures { call_id: call_id.to_owned(), stats });
+        self.emit(event);
+    }
+
+    pub(super) fn card(&self, number: &str, did: Option<&str>) -> Option<Box<crate::store::card::CallerCard>> {
+        let replica = self.cards.as_ref()?;
+        match crate::store::card::caller_card(replica.conn(), number, did, crate::crm::now_millis()) {
+            Ok(card) => Some(Box::new(card)),
+            Err(e) => {
+                tracing::warn!(error = %e, "caller card lookup failed");
+                None
+            }
+        }
+    }
+
+    // ----- the transaction layer's outputs -----
+
+    async fn on_output(&mut self, out: Output) {
+        match out {
+            Output::Request { id, request, peer, cancels } => self.on_request(id, request, peer, cancels).await,
+            Output::Ack { request, peer: _, invite } => self.on_ack(request, invite).await,
+            Output::Event { id, event } => self.on_event(id, event).await,
+            Output::StrayResponse { response, peer } => self.on_stray(response, peer).await,
+            Output::Send { .. } => {}
+        }
+    }
+
+    async fn on_request(&mut self, id: TransactionId, req: Request, peer: Peer, cancels: Option<TransactionId>) {
+        if let Some(refusal) = uas_precheck(&req, &self.policy) {
+            self.respond(id, refusal).await;
+            return;
+        }
+        let in_dialog = req.headers.to().ok().and_then(|t| t.tag().map(str::to_owned)).is_some();
+        match (&req.method, in_dialog) {
+            (Method::Cancel, _) => self.on_cancel(id, &req, cancels).await,
+            (Method::Invite, false) => self.on_new_invite(id, req, peer).await,
+            (Method::Options, false) => {
+                let resp = self.options_response(&req);
+                self.respond(id, resp).await;
+            }
+            (_, true) => self.on_in_dialog(id, req, peer).await,
+            (_, false) => {
+                // BYE, NOTIFY, REFER, INFO, UPDATE outside a dialog name no call of ours.
+                let resp = super::validate::stateless_response(&req, 481, "");
+                self.respond(id, resp).await;
+            }
+        }
+    }
+
+    pub(super) fn options_response(&self, req: &Request) -> Response {
+        let mut resp = super::validate::stateless_response(req, 200, "");
+        resp.headers.push(HeaderName::Allow, self.policy.allow_header());
+        resp.headers.push(HeaderName::Accept, self.policy.accept.join(", "));
+        resp.headers.push(HeaderName::AcceptLanguage, "en, ru, uk");
+        resp
+    }
+
+    async fn on_event(&mut self, id: TransactionId, event: TuEvent) {
+        match event {
+            TuEvent::Response(resp) => self.on_response(id, resp).await,
+            TuEvent::Timeout | TuEvent::TransportError => {
+                let failure = if event == TuEvent::Timeout { 408 } else { 503 };
+                match self.pending.remove(&id) {
+                    Some(Pending::Register { .. }) => {
+                        let reason = if failure == 408 {
+                            "no answer from the registrar (is the network or the PBX down?)"
+                        } else {
+                            "the registrar cannot be reached"
+                        };
+                        self.on_register_outcome(Outcome::Failed { code: failure, reason: reason.into() }).await;
+                    }
+                    Some(Pending::Invite { call_id, .. }) => self.on_invite_failed(&call_id, failure).await,
+                    Some(Pending::ReInvite { call_id, .. }) => {
+                        tracing::warn!(call_id, "re-INVITE not answered: ending the call");
+                        self.hangup(&call_id).await;
+                    }
+                    Some(Pending::Refer { call_id, target }) => {
+                        tracing::warn!(call_id, target, "transfer not answered");
+                    }
+                    Some(_) | None => self.on_server_timeout(id, event).await,
+                }
+            }
+            TuEvent::AckTimeout => self.on_ack_timeout(id).await,
+            TuEvent::Ack(_) => {}
+        }
+    }
+
+    async fn on_response(&mut self, id: TransactionId, resp: Response) {
+        let Some(pending) = self.pending.remove(&id) else { return };
+        let provisional = resp.is_provisional();
+        match pending {
+            Pending::Register { sent } => {
+                if provisional {
+                    self.pending.insert(id, Pending::Register { sent });
+                    return;
+                }
+                let Some(r) = &mut self.reg else { return };
+                let outcome = r.reg.on_response(&sent, &resp);
+                self.on_register_outcome(outcome).await;
+            }
+            Pending::Invite { call_id, sent } => self.on_invite_response(id, call_id, sent, resp).await,
+            Pending::Accepted { ack, peer, since } => {
+                // A retransmitted 2xx: our ACK was lost.
+                if resp.is_success() {
+                    self.send_stateless(&peer, ack.clone()).await;
+                }
+                self.pending.insert(id, Pending::Accepted { ack, peer, since });
+            }
+            Pending::ReInvite { call_id, sent, hold } => {
+                if provisional {
+                    self.pending.insert(id, Pending::ReInvite { call_id, sent, hold });
+                    return;
+                }
+                self.on_reinvite_response(id, &call_id, &sent, hold, resp).await;
+            }
+            Pending::Refer { call_id, target } => {
+                if provisional {
+                    self.pending.insert(id, Pending::Refer { call_id, target });
+                    return;
+                }
+                if !resp.is_success() {
+                    tracing::warn!(call_id, target, status = resp.status, "the transfer was refused");
+                }
+            }
+            Pending::Fire { since } => {
+                if provisional {
+                    self.pending.insert(id, Pending::Fire { since });
+                }
+            }
+        }
+    }
+
+    async fn on_stray(&mut self, resp: Response, _peer: Peer) {
+        // A 2xx to an INVITE whose transaction is gone (retransmitted after Timer M):
+        // acknowledge it if it is one of ours.
+        if !resp.is_success() || resp.headers.cseq().map(|c| c.method != Method::Invite).unwrap_or(true) {
+            return;
+        }
+        let Ok(call_id) = resp.headers.call_id() else { return };
+        let found = self.pending.values().find_map(|p| match p {
+            Pending::Accepted { ack, peer, .. } if ack_call_id_is(ack, call_id) => Some((peer.clone(), ack.clone())),
+            _ => None,
+        });
+        if let Some((peer, ack)) = found {
+            self.send_stateless(&peer, ack).await;
+        }
+    }
+
+    // ----- registration -----
+
+    async fn register(&mut self, expires: u32) {
+        let reachable = match &self.reg {
+            Some(r) => self.reachable_addr(r.server.addr),
+            None => return,
+        };
+        let Some(r) = &mut self.reg else { return };
+        // Our address may have changed since the last time (network back, another interface).
+        if let Uri::Sip(u) = &mut r.reg.contact.uri {
+            u.host = Host::from(reachable.ip());
+            u.port = Some(reachable.port());
+            if r.server.transport != Transport::Udp {
+                u.params.set("transport", Some(&r.server.transport.as_str().to_ascii_lowercase()));
+            }
+        }
+        let req = r.reg.request(expires);
+        let server = r.server.clone();
+        self.send(req, &server, |sent| Pending::Register { sent: sent.clone() }).await;
+    }
+
+    async fn on_register_outcome(&mut self, outcome: Outcome) {
+        let Some(r) = &mut self.reg else { return };
+        match outcome {
+            Outcome::Pending => {}
+            Outcome::Retry => {
+                let expires = if r.removing { 0 } else { r.reg.expires };
+                self.register(expires).await;
+            }
+            Outcome::Unregistered => {
+                r.registered = false;
+            }
+            Outcome::Registered { expires, reflexive } => {
+                if r.removing {
+                    return;
+                }
+                let contact_addr = match &r.reg.contact.uri {
+                    Uri::Sip(u) => u.host.ip().map(|ip| SocketAddr::new(ip, u.port.unwrap_or(5060))),
+                    _ => None,
+                };
+                if let Some(seen) = reflexive
+                    && contact_addr != Some(seen)
+                    && self.public != Some(seen)
+                    && !is_local_address(seen.ip(), self.bound)
+                {
+                    // RFC 3581: the registrar sees us elsewhere (NAT). Register where it can reach us.
+                    tracing::info!(public = %seen, "behind NAT: registering the public address");
+                    self.public = Some(seen);
+                    self.register(self.cfg.register_expires).await;
+                    return;
+                }
+                if self.public.is_some() && reflexive.is_some_and(|seen| is_local_address(seen.ip(), self.bound)) {
+                    // No NAT any more (another network): register our own address again.
+                    tracing::info!("no longer behind NAT");
+                    self.public = None;
+                    self.register(self.cfg.register_expires).await;
+                    return;
+                }
+                let newly = !r.registered;
+                r.registered = true;
+                r.failures = 0;
+                r.generation += 1;
+                let generation = r.generation;
+                let label = r.server_name.clone();
+                self.schedule(Registration::refresh_after(expires), Timer::Register { generation });
+                if newly {
+                    self.emit(PhoneEvent::Registered { account: label });
+                }
+            }
+            Outcome::Refused { code, reason } => {
+                r.registered = false;
+                r.generation += 1;
+                if r.removing {
+                    return;
+                }
+                tracing::error!(code, reason, "registration refused: not retried until the settings change");
+                self.emit(PhoneEvent::RegistrationFailed { code, reason });
+            }
+            Outcome::Failed { code, reason } => {
+                if r.removing {
+                    r.registered = false;
+                    return;
+                }
+                r.registered = false;
+                r.failures = r.failures.saturating_add(1);
+                r.generation += 1;
+                let generation = r.generation;
+                // Try again soon, then less often: the network or the PBX may come back.
+                let shift = r.failures.saturating_sub(1).min(4);
+                let wait = Duration::from_secs((5u64 << shift).min(60));
+                self.schedule(wait, Timer::Register { generation });
+                tracing::warn!(code, reason, retry_in = ?wait, "registration failed");
+                self.emit(PhoneEvent::RegistrationFailed { code, reason });
+            }
+        }
+    }
+
+    // ----- commands -----
+
+    async fn on_command(&mut self, command: PhoneCommand) {
+        match command {
+            PhoneCommand::Dial { number } => self.dial(&number).await,
+            PhoneCommand::Answer { call_id } => self.answer(&call_id).await,
+            PhoneCommand::Reject { call_id } => self.reject(&call_id, 486).await,
+            PhoneCommand::Hangup { call_id } => self.hangup(&call_id).await,
+            PhoneCommand::Hold { call_id } => self.hold(&call_id, true).await,
+            PhoneCommand::Resume { call_id } => self.hold(&call_id, false).await,
+            PhoneCommand::Mute { call_id, on } => {
+                if let Some(media) = self.calls.get(&call_id).and_then(|c| c.media.as_ref()) {
+                    media.mute(on);
+                }
+            }
+            PhoneCommand::Transfer { call_id, target } => self.transfer(&call_id, &target).await,
+            PhoneCommand::Dtmf { call_id, digits } => match self.calls.get(&call_id).and_then(|c| c.media.as_ref()) {
+                Some(media) => {
+                    if let Err(e) = media.send_dtmf(&digits) {
+                        tracing::warn!(error = %e, "DTMF not sent");
+                    }
+                }
+                None => tracing::warn!(call_id, "DTMF for a call without media"),
+            },
+            PhoneCommand::SetAvailability(a) => self.availability = a,
+        }
+    }
+
+    fn on_media(&mut self, call_id: &str, generation: u64, event: MediaEvent) {
+        let Some(call) = self.calls.get(call_id) else { return };
+        if call.media_generation != generation {
+            return;
+        }
+        match event {
+            MediaEvent::Dtmf(digit) => self.emit(PhoneEvent::Dtmf { call_id: call_id.to_owned(), digit }),
+            MediaEvent::Stats(_) => {}
+            MediaEvent::Latched(addr) => tracing::info!(call_id, %addr, "media latched to the peer's real address"),
+            MediaEvent::Device(e) => tracing::warn!(call_id, event = ?e, "sound device"),
+            MediaEvent::Error(e) => tracing::warn!(call_id, error = e, "media"),
+        }
+    }
+}
+
+/// Whether `ip` is one of this machine's addresses as far as NAT goes (the
+/// bound one, loopback, or one a socket can bind to).
+fn is_local_address(ip: IpAddr, bound: SocketAddr) -> bool {
+    if ip == bound.ip() || ip.is_loopback() {
+        return true;
+    }
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+fn ack_call_id_is(ack: &[u8], call_id: &str) -> bool {
+    match super::message::Message::parse(ack) {
+        Ok(m) => m.headers().call_id().is_ok_and(|c| c == call_id),
+        Err(_) => false,
+    }
+}
+
+/// Makes `via` the request's only Via, first among its headers (a request we
+/// send starts its own Via path).
+pub(super) fn put_top_via(req: &mut Request, via: &Via) {
+    req.headers.remove(&HeaderName::Via);
+    req.headers.0.insert(0, super::headers::Header { name: HeaderName::Via, value: via.to_string() });
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
