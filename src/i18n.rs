@@ -62,6 +62,7 @@ impl Language {
                     include_str!(concat!("../assets/i18n/", $lang, "/forms.ftl")),
                     include_str!(concat!("../assets/i18n/", $lang, "/settings.ftl")),
                     include_str!(concat!("../assets/i18n/", $lang, "/errors.ftl")),
+                    include_str!(concat!("../assets/i18n/", $lang, "/phone.ftl")),
                 ]
             };
         }

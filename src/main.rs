@@ -260,7 +260,21 @@ fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>) -> anyhow::R
         eprintln!("clinicdesk: {p}");
     }
     let frame_stats = std::env::var_os("CLINICDESK_FRAME_STATS").is_some();
-    let startup = Startup { profile, settings, settings_problem, replica, started, frame_stats, phone: None };
+    // The softphone runs beside the window's data: none when the replica cannot be opened.
+    let mut phone = match &replica {
+        Ok(_) => clinicdesk::app::calls::start_phone(&settings, &profile.replica_path(), demo.is_some()),
+        Err(_) => clinicdesk::app::calls::PhoneRun::off(),
+    };
+    let startup = Startup {
+        profile,
+        settings,
+        settings_problem,
+        replica,
+        started,
+        frame_stats,
+        phone: phone.link.take(),
+        phone_mode: phone.mode.clone(),
+    };
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "opening the window");
 
     let options = eframe::NativeOptions {
@@ -271,7 +285,9 @@ fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>) -> anyhow::R
             .with_min_inner_size([800.0, 500.0]),
         ..Default::default()
     };
-    eframe::run_native("ClinicDesk", options, Box::new(move |_cc| Ok(Box::new(ClinicApp::new(startup)))))
-        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+    let result = eframe::run_native("ClinicDesk", options, Box::new(move |_cc| Ok(Box::new(ClinicApp::new(startup)))))
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"));
+    phone.stop();
+    result?;
     Ok(if fatal { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 
+use crate::media::{DeviceEvent, Quality};
 use crate::store::card::CallerCard;
 
 /// What the operator asks the softphone to do.
@@ -128,6 +129,23 @@ pub enum PhoneEvent {
         call_id: String,
         reason: EndReason,
         duration_s: u64,
+    },
+    /// How the call sounds now (from loss, jitter and delay), every second
+    /// or so while it has media.
+    Quality {
+        call_id: String,
+        quality: Quality,
+        /// Estimated mean opinion score, 1–4.5.
+        mos: f64,
+        loss_percent: f64,
+        jitter_ms: f64,
+        rtt_ms: Option<f64>,
+    },
+    /// A sound device was replaced mid-call (the call goes on) or could not
+    /// be opened.
+    Device {
+        call_id: String,
+        device: DeviceEvent,
     },
 }
 

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use egui::RichText;
 
 use super::forms::Editor;
+use super::message::Message;
 use super::services::{Command, Services};
 use super::widgets::{OVERDUE, WARNING, enum_text, format_time};
 use super::{Action, Env};
 use crate::crm::*;
+use crate::media::{DeviceEvent, Quality};
 use crate::phone::{EndReason, PhoneCommand, PhoneEvent, PhoneLink};
 use crate::settings::LocalSettings;
 use crate::store::calls::FinishedCall;
@@ -42,6 +44,35 @@ pub struct CallView {
     pub answered_at: Option<Millis>,
     /// The person the operator picked when several share the number.
     pub chosen_person: Option<String>,
+    pub muted: bool,
+    /// How the call sounds, as last reported.
+    pub quality: Option<QualityView>,
+    /// The last sound-device problem of this call (it goes on).
+    pub device: Option<DeviceEvent>,
+}
+
+/// The call-quality indicator's figures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QualityView {
+    pub quality: Quality,
+    pub mos: f64,
+    pub loss_percent: f64,
+    pub jitter_ms: f64,
+    pub rtt_ms: Option<f64>,
+}
+
+/// How the softphone of this workstation runs.
+#[derive(Clone, Debug, Default)]
+pub enum PhoneMode {
+    /// IP telephony is off on this workstation (nothing registered).
+    #[default]
+    Off,
+    /// It could not start: why, and what to do.
+    Problem(Message),
+    /// Registering with the clinic's PBX as this account.
+    Account(String),
+    /// No PBX: calls come straight to this address (the demo).
+    Direct(String),
 }
 
 impl CallView {
@@ -58,6 +89,7 @@ impl CallView {
 #[derive(Default)]
 pub struct Calls {
     link: Option<PhoneLink>,
+    pub mode: PhoneMode,
     pub calls: Vec<CallView>,
     pub registration: Option<Result<String, (u16, String)>>,
     /// Draft autosave: the last form written and when.
@@ -78,7 +110,12 @@ impl Calls {
         }
     }
 
-    pub fn send(&self, command: PhoneCommand) {
+    pub fn send(&mut self, command: PhoneCommand) {
+        if let PhoneCommand::Mute { call_id, on } = &command
+            && let Some(call) = self.find(call_id)
+        {
+            call.muted = *on;
+        }
         if let Some(link) = &self.link {
             link.send(command);
         }
@@ -116,6 +153,9 @@ impl Calls {
                     started_at: now_millis(),
                     answered_at: None,
                     chosen_person: None,
+                    muted: false,
+                    quality: None,
+                    device: None,
                 });
             }
             PhoneEvent::Dialing { call_id, to, card } => self.calls.push(CallView {
@@ -130,6 +170,9 @@ impl Calls {
                 started_at: now_millis(),
                 answered_at: None,
                 chosen_person: None,
+                muted: false,
+                quality: None,
+                device: None,
             }),
             PhoneEvent::Answered { call_id } => {
                 if let Some(call) = self.find(&call_id) {
@@ -145,6 +188,16 @@ impl Calls {
             }
             PhoneEvent::Held { call_id } => self.set_state(&call_id, CallState::Held),
             PhoneEvent::Resumed { call_id } => self.set_state(&call_id, CallState::Active),
+            PhoneEvent::Quality { call_id, quality, mos, loss_percent, jitter_ms, rtt_ms } => {
+                if let Some(call) = self.find(&call_id) {
+                    call.quality = Some(QualityView { quality, mos, loss_percent, jitter_ms, rtt_ms });
+                }
+            }
+            PhoneEvent::Device { call_id, device } => {
+                if let Some(call) = self.find(&call_id) {
+                    call.device = Some(device);
+                }
+            }
             PhoneEvent::Ringing { .. } | PhoneEvent::Dtmf { .. } | PhoneEvent::Transferred { .. } => {}
             PhoneEvent::Ended { call_id, reason, .. } => {
                 let Some(index) = self.calls.iter().position(|c| c.sip_call_id == call_id) else { return };
@@ -380,4 +433,105 @@ fn person_card_ui(
         );
         ui.label(if c.result == CallResult::Missed { RichText::new(text).color(WARNING) } else { RichText::new(text) });
     }
+}
+
+/// The softphone of the window, started before it opens, and stopped after.
+pub struct PhoneRun {
+    pub link: Option<PhoneLink>,
+    pub mode: PhoneMode,
+    ua: Option<crate::sip::ua::UaHandle>,
+    demo: Option<crate::demo::caller::DemoCaller>,
+}
+
+impl PhoneRun {
+    /// No softphone.
+    pub fn off() -> PhoneRun {
+        PhoneRun { link: None, mode: PhoneMode::Off, ua: None, demo: None }
+    }
+
+    /// Hangs up, unregisters and stops the demo caller (on exit).
+    pub fn stop(self) {
+        if let Some(demo) = self.demo {
+            demo.stop();
+        }
+        if let Some(ua) = self.ua {
+            ua.shutdown();
+        }
+    }
+}
+
+/// Starts this workstation's softphone as its settings say: nothing when
+/// telephony is off; the `[sip]` account with its password from the keyring
+/// (or `CLINICDESK_SIP_PASSWORD`); in the demo without an account, a phone on
+/// loopback that the demo caller rings. What goes wrong is shown in the
+/// phone panel, never fatal for the window.
+pub fn start_phone(settings: &LocalSettings, replica: &std::path::Path, demo: bool) -> PhoneRun {
+    use crate::demo::caller::{DemoAnswerer, DemoCaller, DemoCallerConfig};
+    use crate::sip::ua::{self, AudioChoice, UaConfig, UaError};
+
+    let off = |mode| PhoneRun { mode, ..PhoneRun::off() };
+    if !settings.telephony_enabled {
+        return off(PhoneMode::Off);
+    }
+    let problem = |e: &UaError| match e {
+        UaError::NoServer => Message::new("phone-no-server"),
+        UaError::NoUser => Message::new("phone-no-user"),
+        UaError::NoPassword { account } => Message::new("phone-no-password").with("account", account),
+        other => Message::new("phone-cannot-start").with("reason", other),
+    };
+    let replica = Some(replica.to_path_buf()).filter(|p| p.exists());
+    let mut answerer = None;
+    let config = if settings.sip.server.trim().is_empty() && demo {
+        let a = match DemoAnswerer::start() {
+            Ok(a) => a,
+            Err(e) => return off(PhoneMode::Problem(problem(&e))),
+        };
+        let config = UaConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            country: settings.country,
+            replica: replica.clone(),
+            audio: AudioChoice::Devices {
+                input: settings.audio.input_device.clone(),
+                output: settings.audio.output_device.clone(),
+            },
+            local_user: settings.user_login.clone().unwrap_or_else(|| "operator".into()),
+            direct_peer: Some(a.local_addr()),
+            ..UaConfig::default()
+        };
+        answerer = Some(a);
+        Ok(config)
+    } else if settings.sip.server.trim().is_empty() || settings.sip.username.trim().is_empty() {
+        // The keyring is not asked for an account that is not there.
+        UaConfig::for_workstation(settings, replica.clone(), None)
+    } else {
+        let account = format!("{}@{}", settings.sip.username.trim(), settings.sip.server.trim());
+        let password = std::env::var("CLINICDESK_SIP_PASSWORD").ok().filter(|p| !p.is_empty()).or_else(|| {
+            crate::settings::secrets::load(&crate::settings::secrets::Secret::Sip { account })
+                .map_err(|e| tracing::warn!(error = %e, "the SIP password cannot be read from the keyring"))
+                .ok()
+                .flatten()
+        });
+        UaConfig::for_workstation(settings, replica.clone(), password)
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => return off(PhoneMode::Problem(problem(&e))),
+    };
+    let account = config.account.as_ref().map(|a| a.label());
+    let (link, end) = crate::phone::link();
+    let handle = match ua::start(config, end) {
+        Ok(h) => h,
+        Err(e) => return off(PhoneMode::Problem(problem(&e))),
+    };
+    let mode = match account {
+        Some(account) => PhoneMode::Account(account),
+        None => PhoneMode::Direct(handle.local_addr().to_string()),
+    };
+    let demo = match (answerer, &replica) {
+        (Some(a), Some(replica)) => {
+            Some(DemoCaller::start(a, handle.local_addr(), replica, DemoCallerConfig::default()))
+        }
+        _ => None,
+    };
+    PhoneRun { link: Some(link), mode, ua: Some(handle), demo }
 }

@@ -12,6 +12,11 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("Ctrl+S / Ctrl+Enter", "help-save"),
     ("Esc", "help-close"),
     ("F5", "help-refresh"),
+    ("Ctrl+D", "help-dial"),
+    ("F9", "help-answer"),
+    ("F10", "help-hang-up"),
+    ("F8", "help-hold"),
+    ("F7", "help-mute"),
 ];
 
 pub fn help_ui(ctx: &egui::Context, i18n: &I18n, open: &mut bool) {

@@ -12,6 +12,7 @@ pub mod lists;
 pub mod message;
 mod screens;
 pub mod services;
+mod softphone;
 mod widgets;
 
 use std::time::{Duration, Instant};
@@ -47,6 +48,8 @@ pub struct Startup {
     pub frame_stats: bool,
     /// The link to the softphone, when telephony runs on this workstation.
     pub phone: Option<PhoneLink>,
+    /// How the softphone runs (or why it does not), for its panel.
+    pub phone_mode: calls::PhoneMode,
 }
 
 /// The screens of the navigation bar.
@@ -131,6 +134,7 @@ macro_rules! env {
             rights: &$app.rights,
             now: now_millis(),
             country: $app.settings.country,
+            can_dial: $app.phone.is_connected(),
             actions: $actions,
         }
     };
@@ -145,6 +149,8 @@ pub struct Env<'a> {
     pub rights: &'a Rights,
     pub now: Millis,
     pub country: Country,
+    /// Whether the softphone runs: phone numbers are then click-to-call.
+    pub can_dial: bool,
     pub actions: &'a mut Vec<Action>,
 }
 
@@ -186,6 +192,7 @@ pub struct ClinicApp {
     /// What this operator is doing now.
     my_status: OperatorStatus,
     phone: calls::Calls,
+    softphone: softphone::Softphone,
     inquiries: screens::inquiries::InquiriesScreen,
     deals: screens::deals::DealsScreen,
     tasks: screens::tasks::TasksScreen,
@@ -237,11 +244,13 @@ impl ClinicApp {
             my_status: OperatorStatus::Free,
             phone: {
                 let mut phone = calls::Calls::default();
+                phone.mode = startup.phone_mode;
                 if let Some(link) = startup.phone {
                     phone.connect(link);
                 }
                 phone
             },
+            softphone: Default::default(),
             inquiries: Default::default(),
             deals: Default::default(),
             tasks: Default::default(),
@@ -599,6 +608,9 @@ impl ClinicApp {
         }
         self.handle_notify_events(&mut actions);
         self.shortcuts(&ctx, &mut actions);
+        if self.phone.is_connected() {
+            self.softphone.shortcuts(&ctx, &mut self.phone);
+        }
         let Some(services) = &self.services else { return };
         for event in self.phone.drain() {
             if let (crate::phone::PhoneEvent::Incoming { from, card, .. }, true, Some(notifier)) =
@@ -644,6 +656,11 @@ impl ClinicApp {
                 (true, UnavailableAnswer::DoNotDisturb) => Availability::DoNotDisturb,
             };
             self.phone.send(PhoneCommand::SetAvailability(availability));
+        }
+        if !matches!(self.phone.mode, calls::PhoneMode::Off) {
+            egui::Panel::right("softphone").resizable(false).default_size(250.0).show(ui, |ui| {
+                self.softphone.ui(ui, &mut env, &mut self.phone);
+            });
         }
         egui::Panel::left("navigation").resizable(false).default_size(170.0).show(ui, |ui| {
             nav_ui(ui, &mut env, self.screen);

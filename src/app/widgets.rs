@@ -7,8 +7,8 @@ use egui_extras::{Column, TableBuilder, TableRow};
 use super::lists::{Need, PagedList};
 use super::message::Message;
 use super::services::{ListKind, Query};
-use super::{Env, screens};
-use crate::crm::{FieldError, Millis};
+use super::{Action, Env, screens};
+use crate::crm::{FieldError, Millis, Phone};
 use crate::i18n::I18n;
 use crate::store::queries::Choice;
 
@@ -309,5 +309,17 @@ pub fn paged_table_ui<R>(
             Need::Count(generation) => Query::Count { list: kind, generation, user: user.clone() },
             Need::Page(generation, page) => Query::Page { list: kind, generation, page, user: user.clone() },
         });
+    }
+}
+
+/// A phone number as a link: a click calls it when the softphone runs (a
+/// right click copies it); without a softphone a click copies it.
+pub fn phone_ui(ui: &mut egui::Ui, env: &mut Env<'_>, phone: &Phone) {
+    let hint = env.tr(if env.can_dial { "phone-call-number" } else { "phone-copy" });
+    let response = ui.link(phone.display()).on_hover_text(hint);
+    if response.clicked() && env.can_dial {
+        env.actions.push(Action::Dial(phone.as_str().to_owned()));
+    } else if response.clicked() || response.secondary_clicked() {
+        ui.ctx().copy_text(phone.as_str().to_owned());
     }
 }

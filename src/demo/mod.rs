@@ -9,6 +9,7 @@
 //! gives the same clinic, so benchmarks and screenshots are repeatable.
 
 mod calendar;
+pub mod caller;
 mod generate;
 mod names;
 mod reference;

@@ -19,7 +19,8 @@ pub enum DeviceDirection {
 }
 
 /// What happened to a sound device during a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DeviceEvent {
     /// The device failed or disappeared and `to` took over; the call goes on.
     Changed { direction: DeviceDirection, from: String, to: String, reason: String },

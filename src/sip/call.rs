@@ -891,7 +891,14 @@ impl Ua {
 
     /// The host and port of the account's domain (the host part of numbers we dial).
     fn aor_host(&self) -> Option<(Host, Option<u16>)> {
-        let account = self.cfg.account.as_ref()?;
+        let Some(account) = self.cfg.account.as_ref() else {
+            let peer = self.cfg.direct_peer?;
+            let host = match peer.ip() {
+                std::net::IpAddr::V4(ip) => Host::Ipv4(ip),
+                std::net::IpAddr::V6(ip) => Host::Ipv6(ip),
+            };
+            return Some((host, Some(peer.port())));
+        };
         let uri = super::ua::server_uri(&account.server).ok()?;
         Some((uri.host, uri.port))
     }

@@ -348,6 +348,9 @@ struct Face {
     calls: Calls,
     log: Option<Replica>,
     figures: HashMap<String, Option<crate::media::CallStats>>,
+    /// The quality class last printed per call: `quality` lines are
+    /// printed when it changes, not every second.
+    quality: HashMap<String, crate::media::Quality>,
 }
 
 impl Face {
@@ -391,7 +394,13 @@ impl Face {
                 self.calls.set(call_id, ViewState::Talking)
             }
             PhoneEvent::Held { call_id } => self.calls.set(call_id, ViewState::Held),
+            PhoneEvent::Quality { call_id, quality, .. }
+                if self.quality.insert(call_id.clone(), *quality) == Some(*quality) =>
+            {
+                return;
+            }
             PhoneEvent::Ended { call_id, reason, .. } => {
+                self.quality.remove(call_id);
                 let stats = self.figures.remove(call_id).flatten();
                 if let serde_json::Value::Object(map) = &mut value {
                     map.insert("media".into(), serde_json::to_value(&stats).unwrap_or(serde_json::Value::Null));
@@ -481,7 +490,7 @@ pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<Exit
     });
     let signals = quit_on_signal();
 
-    let mut face = Face { calls: Calls::default(), log, figures: HashMap::new() };
+    let mut face = Face { calls: Calls::default(), log, figures: HashMap::new(), quality: HashMap::new() };
     let events = link.events().clone();
     loop {
         select! {

@@ -141,6 +141,9 @@ pub struct UaConfig {
     pub ring_timeout: Duration,
     /// The user part of our address when there is no account.
     pub local_user: String,
+    /// Without an account: where dialled numbers go (`number@this address`),
+    /// as for the demo clinic's caller, which stands in for a PBX.
+    pub direct_peer: Option<SocketAddr>,
     pub user_agent: String,
 }
 
@@ -161,6 +164,7 @@ impl Default for UaConfig {
             keepalive: Duration::from_secs(25),
             ring_timeout: Duration::from_secs(180),
             local_user: "clinicdesk".to_owned(),
+            direct_peer: None,
             user_agent: format!("ClinicDesk/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -1136,9 +1140,19 @@ impl Ua {
         }
         match event {
             MediaEvent::Dtmf(digit) => self.emit(PhoneEvent::Dtmf { call_id: call_id.to_owned(), digit }),
-            MediaEvent::Stats(_) => {}
+            MediaEvent::Stats(stats) => self.emit(PhoneEvent::Quality {
+                call_id: call_id.to_owned(),
+                quality: stats.quality,
+                mos: stats.mos,
+                loss_percent: stats.loss_percent,
+                jitter_ms: stats.jitter_ms,
+                rtt_ms: stats.rtt_ms,
+            }),
             MediaEvent::Latched(addr) => tracing::info!(call_id, %addr, "media latched to the peer's real address"),
-            MediaEvent::Device(e) => tracing::warn!(call_id, event = ?e, "sound device"),
+            MediaEvent::Device(e) => {
+                tracing::warn!(call_id, event = ?e, "sound device");
+                self.emit(PhoneEvent::Device { call_id: call_id.to_owned(), device: e });
+            }
             MediaEvent::Error(e) => tracing::warn!(call_id, error = e, "media"),
         }
     }

@@ -46,6 +46,11 @@ pub fn app_with_phone(dir: &Path, phone: Option<clinicdesk::phone::PhoneLink>) -
         replica,
         started: Instant::now(),
         frame_stats: false,
+        phone_mode: if phone.is_some() {
+            clinicdesk::app::calls::PhoneMode::Direct("127.0.0.1:5060".into())
+        } else {
+            clinicdesk::app::calls::PhoneMode::Off
+        },
         phone,
     })
 }

@@ -11,6 +11,7 @@ mod media;
 mod notify;
 mod rules;
 mod sip;
+mod softphone;
 mod sync;
 mod sync_window;
 mod team;

@@ -177,7 +177,7 @@ impl Drop for Phone {
 // Other programs
 
 /// A peer program whose output goes to files, killed when dropped.
-struct Program {
+pub(super) struct Program {
     name: &'static str,
     child: Child,
     out: PathBuf,
@@ -225,19 +225,19 @@ impl Drop for Program {
 }
 
 /// A UDP port free right now on 127.0.0.1.
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The path of a scenario of ours under tests/it/sipp/.
-fn scenario(name: &str) -> String {
+pub(super) fn scenario(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sipp").join(name);
     assert!(path.is_file(), "missing sipp scenario {}", path.display());
     path.display().to_string()
 }
 
 /// sipp with the options every run here needs; `args` add the scenario and addresses.
-fn sipp(dir: &Path, port: u16, args: &[&str]) -> Program {
+pub(super) fn sipp(dir: &Path, port: u16, args: &[&str]) -> Program {
     let sipp = require("sipp", "sip-tester");
     let mut cmd = Command::new(sipp);
     cmd.current_dir(dir)
@@ -252,7 +252,7 @@ fn sipp_messages(dir: &Path, port: u16) -> String {
     std::fs::read_to_string(dir.join(format!("sipp-{port}.msg"))).unwrap_or_default()
 }
 
-fn assert_sipp_passed(run: Program, dir: &Path, port: u16) {
+pub(super) fn assert_sipp_passed(run: Program, dir: &Path, port: u16) {
     let (status, out) = run.finish();
     let errors = std::fs::read_to_string(dir.join(format!("sipp-{port}.err"))).unwrap_or_default();
     assert!(

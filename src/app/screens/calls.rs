@@ -4,7 +4,7 @@ use egui::RichText;
 
 use crate::app::lists::PagedList;
 use crate::app::services::ListKind;
-use crate::app::widgets::{OVERDUE, enum_text, format_duration, format_time, paged_table_ui};
+use crate::app::widgets::{OVERDUE, enum_text, format_duration, format_time, paged_table_ui, phone_ui};
 use crate::app::{Action, Env};
 use crate::crm::{CallResult, Phone};
 use crate::store::queries::{CallFilter, CallRow};
@@ -33,7 +33,7 @@ impl CallsScreen {
                 ui.label(enum_text(env.i18n, "call-direction", call.direction.code()));
             });
             row.col(|ui| {
-                ui.label(Phone::from_e164_unchecked(call.peer.clone()).display());
+                phone_ui(ui, env, &Phone::from_e164_unchecked(call.peer.clone()));
             });
             row.col(|ui| match (&call.person_name, &call.person_id) {
                 (Some(name), Some(id)) => {

@@ -5,7 +5,7 @@ use egui::RichText;
 
 use crate::app::forms::Editor;
 use crate::app::services::{FormRef, Query, Services};
-use crate::app::widgets::{OVERDUE, enum_text, format_duration, format_time};
+use crate::app::widgets::{OVERDUE, enum_text, format_duration, format_time, phone_ui};
 use crate::app::{Action, Env};
 use crate::crm::{Right, format_amount, phone::search_digits};
 use crate::store::queries::PersonHistory;
@@ -141,10 +141,7 @@ fn person_ui(ui: &mut egui::Ui, env: &mut Env<'_>, p: &PersonHistory) {
     }
     ui.horizontal_wrapped(|ui| {
         for phone in &p.phones {
-            let response = ui.link(phone.display()).on_hover_text(env.tr("phone-copy"));
-            if response.clicked() {
-                ui.ctx().copy_text(phone.as_str().to_owned());
-            }
+            phone_ui(ui, env, phone);
         }
     });
     if !p.note.is_empty() {
