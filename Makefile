@@ -11,7 +11,7 @@ BUILD_PACKAGES := pkg-config libasound2-dev cmake libxkbcommon-dev libxkbcommon-
 # The real peers the tests start: a display, a D-Bus session with a keyring,
 # and (for the telephony issues) sound and SIP peers.
 TEST_PACKAGES := xvfb x11-apps imagemagick xdotool dbus dbus-x11 gnome-keyring libsecret-tools \
-  pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox sip-tester kamailio baresip-core \
+  pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox sip-tester kamailio kamailio-tls-modules baresip-core \
   dunst libnotify-bin util-linux postgresql openssl
 
 .PHONY: run test deps-build deps-test bench fmt lint clean-demo

@@ -90,6 +90,10 @@ pub struct SipAccount {
     pub auth_username: String,
     pub display_name: String,
     pub transport: SipTransport,
+    /// With TLS: a PEM file of the clinic's own certificate authority,
+    /// trusted beside the system's roots (for a PBX with its own certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SipAccount {
@@ -100,6 +104,7 @@ impl Default for SipAccount {
             auth_username: String::new(),
             display_name: String::new(),
             transport: SipTransport::Udp,
+            ca_file: None,
         }
     }
 }

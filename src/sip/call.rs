@@ -432,6 +432,7 @@ impl Ua {
     // ----- incoming calls -----
 
     pub(super) async fn on_new_invite(&mut self, id: TransactionId, req: Request, peer: Peer) {
+        let taken = std::time::Instant::now();
         let refuse = |status: u16, reason: &str| stateless_response(&req, status, reason);
         if self.stopping {
             self.respond(id, refuse(503, "Service Unavailable - shutting down")).await;
@@ -487,7 +488,9 @@ impl Ua {
         };
         let (number, display_name) = caller_identity(&req, self.cfg.country);
         let did = req.headers.to().ok().map(|t| uri_user(&t.uri)).filter(|d| !d.is_empty());
+        let card_started = std::time::Instant::now();
         let card = self.card(&number, did.as_deref());
+        let card_us = card_started.elapsed().as_micros() as u64;
         let ringing = self.dialog_response(&req, 180, &tag, &peer);
         self.call_counter += 1;
         let mut call = Call::new(CallState::Ringing, peer, req, self.call_counter);
@@ -496,6 +499,10 @@ impl Ua {
         call.dialog = Some(dialog);
         self.calls.insert(call_id.clone(), call);
         self.respond(id, ringing).await;
+        if self.cfg.timings {
+            let handled_us = taken.elapsed().as_micros() as u64;
+            let _ = self.timings.send(super::ua::IncomingTiming { call_id: call_id.clone(), card_us, handled_us });
+        }
         self.emit(PhoneEvent::Incoming { call_id: call_id.clone(), from: number, display_name, did, card });
         let mut timers = vec![self.schedule(self.cfg.ring_timeout, Timer::RingTimeout { call_id: call_id.clone() })];
         if let Some(after) = self.cfg.auto_answer {
@@ -661,7 +668,7 @@ impl Ua {
 
     /// A server transaction could not deliver our answer, or a client one of ours got none.
     pub(super) async fn on_server_timeout(&mut self, id: TransactionId, event: TuEvent) {
-        if event != TuEvent::TransportError {
+        if !matches!(event, TuEvent::TransportError(_)) {
             return;
         }
         let found = self

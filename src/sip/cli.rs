@@ -69,6 +69,9 @@ pub struct PhoneArgs {
     pub display_name: Option<String>,
     #[arg(long, value_enum)]
     pub transport: Option<TransportArg>,
+    /// With TLS: the clinic's CA certificate (PEM), trusted beside the system's roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
     /// The local SIP address (IP:PORT, port 0 for any). Without a server the
     /// phone registers nowhere and dials full SIP addresses (peer to peer).
     #[arg(long, value_name = "ADDR")]
@@ -97,6 +100,10 @@ pub struct PhoneArgs {
     /// The CRLF keep-alive interval toward the registrar, in seconds (keeps NAT bindings open).
     #[arg(long, value_name = "SECONDS", default_value_t = 25)]
     pub keepalive: u64,
+    /// Adds to each `incoming` event how long it took (`timing`: the caller card lookup and the whole
+    /// handling of the INVITE, µs), and prints their percentiles (`timings`) on exit.
+    #[arg(long)]
+    pub timings: bool,
     /// Codecs offered, in order of preference.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [CodecArg::Opus, CodecArg::Pcma, CodecArg::Pcmu])]
     pub codecs: Vec<CodecArg>,
@@ -200,6 +207,10 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
     cfg.codecs = codecs;
     if let Some(listen) = args.listen {
         cfg.listen = listen;
+    }
+    cfg.timings = args.timings;
+    if let Some(ca) = &args.ca_file {
+        cfg.tls_ca = Some(ca.clone());
     }
     cfg.when_in_call = if args.no_call_waiting { WhenInCall::Busy } else { WhenInCall::Ring };
     cfg.register_expires = args.expires.max(1);
@@ -351,7 +362,13 @@ struct Face {
     /// The quality class last printed per call: `quality` lines are
     /// printed when it changes, not every second.
     quality: HashMap<String, crate::media::Quality>,
+    /// `--timings`: of each incoming call, (card lookup, whole handling) in µs.
+    timings: Option<Timings>,
 }
+
+/// Where the user agent reports incoming calls' timings, and those seen:
+/// (card lookup, whole handling) in µs.
+type Timings = (Receiver<ua::IncomingTiming>, Vec<(u64, u64)>);
 
 impl Face {
     fn on_event(&mut self, event: PhoneEvent, figures: &Receiver<ua::CallFigures>) {
@@ -361,6 +378,15 @@ impl Face {
         let mut value = serde_json::to_value(&event).unwrap_or(serde_json::Value::Null);
         match &event {
             PhoneEvent::Incoming { call_id, from, did, card, .. } => {
+                if let Some((timings, seen)) = &mut self.timings
+                    && let Some(t) = timings.try_iter().find(|t| &t.call_id == call_id)
+                {
+                    seen.push((t.card_us, t.handled_us));
+                    if let serde_json::Value::Object(map) = &mut value {
+                        let timing = serde_json::json!({"card_us": t.card_us, "handled_us": t.handled_us});
+                        map.insert("timing".into(), timing);
+                    }
+                }
                 let person_id = card.as_ref().and_then(|c| match c.people.as_slice() {
                     [only] => Some(only.id.clone()),
                     _ => None,
@@ -455,6 +481,7 @@ pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<Exit
     let cfg = config(&profile, &settings, &args)?;
     let account = cfg.account.as_ref().map(AccountConfig::label);
     let transport = cfg.transport;
+    let timings = cfg.timings;
     let log = match &cfg.replica {
         Some(path) => match Replica::open(path) {
             Ok(r) => Some(r),
@@ -490,7 +517,8 @@ pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<Exit
     });
     let signals = quit_on_signal();
 
-    let mut face = Face { calls: Calls::default(), log, figures: HashMap::new(), quality: HashMap::new() };
+    let timings = timings.then(|| (handle.timings().clone(), Vec::new()));
+    let mut face = Face { calls: Calls::default(), log, figures: HashMap::new(), quality: HashMap::new(), timings };
     let events = link.events().clone();
     loop {
         select! {
@@ -525,7 +553,28 @@ pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<Exit
         face.on_event(ev, &figures);
     }
     drop(link);
+    if let Some((_, seen)) = &face.timings {
+        print_json(&timings_summary(seen));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `timings` line: percentiles of the incoming calls' handling, in ms.
+fn timings_summary(seen: &[(u64, u64)]) -> serde_json::Value {
+    let percentiles = |mut v: Vec<u64>| -> serde_json::Value {
+        v.sort_unstable();
+        let at = |q: f64| -> f64 {
+            let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+            v.get(i).map_or(0.0, |us| *us as f64 / 1000.0)
+        };
+        serde_json::json!({"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": at(1.0)})
+    };
+    serde_json::json!({
+        "event": "timings",
+        "calls": seen.len(),
+        "card": percentiles(seen.iter().map(|t| t.0).collect()),
+        "handled": percentiles(seen.iter().map(|t| t.1).collect()),
+    })
 }
 
 /// A channel that receives once when SIGINT or SIGTERM arrives.

@@ -90,8 +90,8 @@ pub enum TuEvent {
     Response(Response),
     /// Client: no final response in time (Timer B or F). Server INVITE: no ACK for a non-2xx (Timer H).
     Timeout,
-    /// The transport could not deliver.
-    TransportError,
+    /// The transport could not deliver: why (a refused connection, a certificate problem, ...).
+    TransportError(String),
     /// Server INVITE: the ACK for its 2xx arrived (passed once; the layer
     /// reports it to the UA as [`Output::Ack`]).
     Ack(Request),
@@ -244,8 +244,8 @@ impl ClientTransaction {
     }
 
     /// The transport failed to send the request.
-    pub fn on_transport_error(&mut self) -> Vec<Action> {
-        let mut out = vec![Action::Tu(TuEvent::TransportError)];
+    pub fn on_transport_error(&mut self, why: String) -> Vec<Action> {
+        let mut out = vec![Action::Tu(TuEvent::TransportError(why))];
         self.terminate(&mut out);
         out
     }
@@ -446,8 +446,8 @@ impl ServerTransaction {
     }
 
     /// The transport failed to send a response.
-    pub fn on_transport_error(&mut self) -> Vec<Action> {
-        let mut out = vec![Action::Tu(TuEvent::TransportError)];
+    pub fn on_transport_error(&mut self, why: String) -> Vec<Action> {
+        let mut out = vec![Action::Tu(TuEvent::TransportError(why))];
         self.terminate(&mut out);
         out
     }
@@ -871,17 +871,17 @@ impl TransactionLayer {
     }
 
     /// The transport failed for transaction `id` (a send error, a dropped connection).
-    pub fn on_transport_error(&mut self, id: TransactionId) -> Vec<Output> {
+    pub fn on_transport_error(&mut self, id: TransactionId, why: String) -> Vec<Output> {
         let mut out = Vec::new();
         match self.by_id.get(&id).cloned() {
             Some(Slot::Client(key)) => {
                 if let Some(mut e) = self.remove_client(&key) {
-                    convert(id, &e.peer, e.tx.on_transport_error(), &mut out);
+                    convert(id, &e.peer, e.tx.on_transport_error(why), &mut out);
                 }
             }
             Some(Slot::Server(key)) => {
                 if let Some(mut e) = self.remove_server(&key) {
-                    convert(id, &e.peer, e.tx.on_transport_error(), &mut out);
+                    convert(id, &e.peer, e.tx.on_transport_error(why), &mut out);
                 }
             }
             None => {}
@@ -1062,7 +1062,7 @@ pub fn run(
                                 if let Err(e) = transport.send(&peer, &bytes).await {
                                     tracing::warn!(error = %e, to = %peer.addr, "SIP send failed");
                                     if let Some(id) = origin {
-                                        next.extend(layer.on_transport_error(id));
+                                        next.extend(layer.on_transport_error(id, e.to_string()));
                                     }
                                 }
                             }

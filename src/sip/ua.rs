@@ -122,6 +122,8 @@ pub struct UaConfig {
     /// bound here; port 0 takes a free one.
     pub listen: SocketAddr,
     pub transport: Transport,
+    /// With TLS: the clinic's CA file (PEM), trusted beside the system's roots.
+    pub tls_ca: Option<PathBuf>,
     /// How national numbers are read (dialled numbers and callers).
     pub country: Country,
     /// The local replica, for the caller's card (read only; absent: no card).
@@ -144,6 +146,8 @@ pub struct UaConfig {
     /// Without an account: where dialled numbers go (`number@this address`),
     /// as for the demo clinic's caller, which stands in for a PBX.
     pub direct_peer: Option<SocketAddr>,
+    /// Report [`IncomingTiming`]s (`clinicdesk phone --timings`).
+    pub timings: bool,
     pub user_agent: String,
 }
 
@@ -153,6 +157,7 @@ impl Default for UaConfig {
             account: None,
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             transport: Transport::Udp,
+            tls_ca: None,
             country: Country::Ru,
             replica: None,
             audio: AudioChoice::Silent,
@@ -165,6 +170,7 @@ impl Default for UaConfig {
             ring_timeout: Duration::from_secs(180),
             local_user: "clinicdesk".to_owned(),
             direct_peer: None,
+            timings: false,
             user_agent: format!("ClinicDesk/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -208,6 +214,7 @@ impl UaConfig {
                 display_name: sip.display_name.trim().to_owned(),
             }),
             transport,
+            tls_ca: sip.ca_file.clone(),
             country: settings.country,
             replica,
             audio: AudioChoice::Devices {
@@ -225,6 +232,17 @@ pub struct CallFigures {
     pub call_id: String,
     /// `None` when the call never had media.
     pub stats: Option<CallStats>,
+}
+
+/// How an incoming call was handled: from its INVITE reaching the user
+/// agent to the `Incoming` event (the caller card looked up, 180 sent).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IncomingTiming {
+    pub call_id: String,
+    /// The caller card lookup in the replica, µs.
+    pub card_us: u64,
+    /// The INVITE taken by the user agent to the `Incoming` event, µs.
+    pub handled_us: u64,
 }
 
 /// Why the user agent could not start.
@@ -253,6 +271,7 @@ pub enum UaError {
 pub struct UaHandle {
     local_addr: SocketAddr,
     figures: crossbeam_channel::Receiver<CallFigures>,
+    timings: crossbeam_channel::Receiver<IncomingTiming>,
     internal: mpsc::UnboundedSender<Internal>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -266,6 +285,12 @@ impl UaHandle {
     /// The media figures of finished calls; each arrives before its `Ended`.
     pub fn figures(&self) -> &crossbeam_channel::Receiver<CallFigures> {
         &self.figures
+    }
+
+    /// How long incoming calls took to reach the operator, when
+    /// [`UaConfig::timings`] asks for it; each arrives before its `Incoming`.
+    pub fn timings(&self) -> &crossbeam_channel::Receiver<IncomingTiming> {
+        &self.timings
     }
 
     /// Whether the user agent still runs.
@@ -305,6 +330,7 @@ pub fn start(config: UaConfig, phone: PhoneEnd) -> Result<UaHandle, UaError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, UaError>>();
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let (figures_tx, figures_rx) = crossbeam_channel::unbounded();
+    let (timings_tx, timings_rx) = crossbeam_channel::unbounded();
     let bridge_tx = internal_tx.clone();
     let thread_internal = internal_tx.clone();
     let commands = phone.commands.clone();
@@ -324,7 +350,7 @@ pub fn start(config: UaConfig, phone: PhoneEnd) -> Result<UaHandle, UaError> {
                 }
             };
             runtime.block_on(async move {
-                let ua = match Ua::new(config, phone, figures_tx, thread_internal).await {
+                let ua = match Ua::new(config, phone, (figures_tx, timings_tx), thread_internal).await {
                     Ok(ua) => ua,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -367,7 +393,7 @@ pub fn start(config: UaConfig, phone: PhoneEnd) -> Result<UaHandle, UaError> {
             }
         }
     });
-    Ok(UaHandle { local_addr, figures: figures_rx, internal: internal_tx, thread: Some(thread) })
+    Ok(UaHandle { local_addr, figures: figures_rx, timings: timings_rx, internal: internal_tx, thread: Some(thread) })
 }
 
 /// What a client transaction of ours is for, so its answer reaches the right flow.
@@ -434,6 +460,7 @@ pub(super) struct Ua {
     pub(super) public: Option<SocketAddr>,
     pub(super) phone: PhoneEnd,
     figures: crossbeam_channel::Sender<CallFigures>,
+    pub(super) timings: crossbeam_channel::Sender<IncomingTiming>,
     pub(super) internal: mpsc::UnboundedSender<Internal>,
     reg: Option<RegState>,
     keepalive: Option<tokio::task::JoinHandle<()>>,
@@ -477,7 +504,7 @@ impl Ua {
     async fn new(
         cfg: UaConfig,
         phone: PhoneEnd,
-        figures: crossbeam_channel::Sender<CallFigures>,
+        (figures, timings): (crossbeam_channel::Sender<CallFigures>, crossbeam_channel::Sender<IncomingTiming>),
         internal: mpsc::UnboundedSender<Internal>,
     ) -> Result<Ua, UaError> {
         let mut opts = TransportOptions { udp: Some(cfg.listen), ..Default::default() };
@@ -485,7 +512,7 @@ impl Ua {
             Transport::Udp => {}
             Transport::Tcp => opts.tcp = Some(cfg.listen),
             Transport::Tls => {
-                opts.tls = Some(super::transport::tls_client_config(None)?);
+                opts.tls = Some(super::transport::tls_client_config(cfg.tls_ca.as_deref())?);
             }
         }
         let (transport, incoming) = TransportLayer::start(opts).await?;
@@ -565,6 +592,7 @@ impl Ua {
             public: None,
             phone,
             figures,
+            timings,
             internal,
             reg,
             keepalive: None,
@@ -920,16 +948,15 @@ impl Ua {
     async fn on_event(&mut self, id: TransactionId, event: TuEvent) {
         match event {
             TuEvent::Response(resp) => self.on_response(id, resp).await,
-            TuEvent::Timeout | TuEvent::TransportError => {
+            TuEvent::Timeout | TuEvent::TransportError(_) => {
                 let failure = if event == TuEvent::Timeout { 408 } else { 503 };
                 match self.pending.remove(&id) {
                     Some(Pending::Register { .. }) => {
-                        let reason = if failure == 408 {
-                            "no answer from the registrar (is the network or the PBX down?)"
-                        } else {
-                            "the registrar cannot be reached"
+                        let reason = match &event {
+                            TuEvent::TransportError(why) => format!("the registrar cannot be reached: {why}"),
+                            _ => "no answer from the registrar (is the network or the PBX down?)".to_owned(),
                         };
-                        self.on_register_outcome(Outcome::Failed { code: failure, reason: reason.into() }).await;
+                        self.on_register_outcome(Outcome::Failed { code: failure, reason }).await;
                     }
                     Some(Pending::Invite { call_id, .. }) => self.on_invite_failed(&call_id, failure).await,
                     Some(Pending::ReInvite { call_id, .. }) => {

@@ -621,6 +621,7 @@ children=2
 listen=udp:127.0.0.1:@PORT@
 auto_aliases=no
 alias="127.0.0.1:@PORT@"
+@TLS_CORE@
 loadpath "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -638,6 +639,7 @@ loadmodule "registrar.so"
 loadmodule "auth.so"
 loadmodule "htable.so"
 loadmodule "ctl.so"
+@TLS_MODULE@
 modparam("usrloc", "db_mode", 0)
 modparam("ctl", "binrpc", "unix:@DIR@/kamailio_ctl")
 modparam("htable", "htable", "users=>size=4;")
@@ -672,10 +674,42 @@ struct Kamailio {
 
 impl Kamailio {
     fn start(dir: &Path) -> Kamailio {
+        Kamailio::start_with(dir, None)
+    }
+
+    /// Also listening for TLS on `tls_port`, with the certificate and key of `tls`.
+    fn start_with(dir: &Path, tls: Option<(u16, &Path, &Path)>) -> Kamailio {
         let bin = require("kamailio", "kamailio");
         let port = free_port();
         let cfg = dir.join("kamailio.cfg");
-        let text = KAMAILIO_CFG.replace("@PORT@", &port.to_string()).replace("@DIR@", &dir.display().to_string());
+        let (tls_core, tls_module) = match tls {
+            None => (String::new(), String::new()),
+            Some((tls_port, cert, key)) => {
+                let module = Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so");
+                assert!(
+                    module.is_file(),
+                    "kamailio has no TLS module: install the Debian package `kamailio-tls-modules`"
+                );
+                let tls_cfg = dir.join("tls.cfg");
+                let text = format!(
+                    "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+                     private_key = {}\ncertificate = {}\n\n[client:default]\nverify_certificate = no\n\
+                     require_certificate = no\n",
+                    key.display(),
+                    cert.display()
+                );
+                std::fs::write(&tls_cfg, text).unwrap();
+                (
+                    format!("enable_tls=yes\nlisten=tls:127.0.0.1:{tls_port}\nalias=\"127.0.0.1:{tls_port}\""),
+                    format!("loadmodule \"tls.so\"\nmodparam(\"tls\", \"config\", \"{}\")", tls_cfg.display()),
+                )
+            }
+        };
+        let text = KAMAILIO_CFG
+            .replace("@PORT@", &port.to_string())
+            .replace("@DIR@", &dir.display().to_string())
+            .replace("@TLS_CORE@", &tls_core)
+            .replace("@TLS_MODULE@", &tls_module);
         std::fs::write(&cfg, text).unwrap();
         let check = Command::new(&bin).arg("-c").arg("-f").arg(&cfg).output().unwrap();
         assert!(check.status.success(), "kamailio.cfg: {}", String::from_utf8_lossy(&check.stderr));
@@ -1540,5 +1574,99 @@ fn the_phone_follows_a_transfer() {
     phone.send(&format!("hangup {new}"));
     assert_eq!(phone.call_event("ended", &new)["reason"], "hung_up");
     assert_sipp_passed(target, dir.path(), target_port);
+    assert!(phone.quit().success());
+}
+
+/// A test certificate authority and a certificate for 127.0.0.1 signed by it
+/// (openssl): (CA file, server certificate, server key).
+fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = require("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let out = Command::new(&openssl).current_dir(dir).args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test Clinic CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// Registration over TLS with kamailio: the clinic's CA file makes its
+/// certificate trusted; without it the failure names the certificate problem.
+#[test]
+fn registration_over_tls_with_the_clinic_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_pki(dir.path());
+    let tls_port = free_port();
+    let kamailio = Kamailio::start_with(dir.path(), Some((tls_port, &cert, &key)));
+    let server = format!("127.0.0.1:{tls_port}");
+    let args = ["--server", server.as_str(), "--user", "100", "--transport", "tls", "--listen", "127.0.0.1:0"];
+    let password = [("CLINICDESK_SIP_PASSWORD", "secret100")];
+
+    let mut args_ca = args.to_vec();
+    let ca_text = ca.display().to_string();
+    args_ca.extend(["--ca-file", ca_text.as_str()]);
+    let mut phone = Phone::start_with(dir.path(), &args_ca, &password);
+    let registered =
+        phone.wait("registered over TLS", |e| e["event"] == "registered" || e["event"] == "registration_failed");
+    assert_eq!(
+        registered["event"],
+        "registered",
+        "{registered}\n{}\nkamailio:\n{}",
+        phone.stderr_tail(),
+        kamailio.log()
+    );
+    assert!(phone.quit().success());
+
+    let mut phone = Phone::start_with(dir.path(), &args, &password);
+    let failed = phone.wait("refused", |e| e["event"] == "registration_failed");
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("unknown authority") || reason.contains("UnknownIssuer"), "{failed}");
     assert!(phone.quit().success());
 }

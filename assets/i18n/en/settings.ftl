@@ -24,3 +24,5 @@ settings-not-saved = The settings file has an error (see the message); changes a
 setting-when-unavailable = With a client or on a break, calls are
 unavailable-busy = answered busy
 unavailable-dnd = not put through (do not disturb)
+setting-sip-ca-file = Clinic CA file (TLS)
+setting-sip-ca-file-hint = PEM file; empty: the system's authorities only

@@ -24,3 +24,5 @@ settings-not-saved = В файле настроек ошибка (см. сооб
 setting-when-unavailable = Когда я с клиентом или на перерыве, звонки
 unavailable-busy = получают «занято»
 unavailable-dnd = не поступают (не беспокоить)
+setting-sip-ca-file = Файл УЦ клиники (TLS)
+setting-sip-ca-file-hint = PEM-файл; пусто: только системные центры

@@ -24,3 +24,5 @@ settings-not-saved = У файлі налаштувань помилка (див
 setting-when-unavailable = Коли я з клієнтом або на перерві, дзвінки
 unavailable-busy = отримують «зайнято»
 unavailable-dnd = не надходять (не турбувати)
+setting-sip-ca-file = Файл ЦС клініки (TLS)
+setting-sip-ca-file-hint = PEM-файл; порожньо: лише системні центри

@@ -153,6 +153,19 @@ impl SettingsScreen {
                     }
                 });
                 ui.end_row();
+                if s.sip.transport == SipTransport::Tls {
+                    let label = ui.label(env.tr("setting-sip-ca-file"));
+                    let mut text = s.sip.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                    let field = egui::TextEdit::singleline(&mut text).hint_text(env.tr("setting-sip-ca-file-hint"));
+                    if ui.add(field).labelled_by(label.id).lost_focus() {
+                        let path = Some(text.trim()).filter(|t| !t.is_empty()).map(std::path::PathBuf::from);
+                        if path != s.sip.ca_file {
+                            s.sip.ca_file = path;
+                            dirty = true;
+                        }
+                    }
+                    ui.end_row();
+                }
                 let label = ui.label(env.tr("setting-sip-password"));
                 ui.horizontal(|ui| {
                     ui.add(egui::TextEdit::singleline(&mut self.password).password(true)).labelled_by(label.id);
