@@ -153,7 +153,7 @@ fn client_rights(replica: &Replica, user_id: &str) -> Rights {
 /// fails).
 fn probe(right: Right, me: &str, f: &Fixtures) -> String {
     let new = "gen_random_uuid()::text";
-    let sql = match right {
+    match right {
         Right::AllCrm => format!(
             "INSERT INTO user_rights (id, user_id, right_code, granted, updated_at)
              VALUES ({new}, '{}', 'deal.edit', 1, 0) RETURNING 1",
@@ -204,8 +204,7 @@ fn probe(right: Right, me: &str, f: &Fixtures) -> String {
         }
         Right::Analytics => "SELECT count(*) + 1 FROM clinicdesk_call_figures(0, 9000000000000000)".into(),
         Right::ViewAudit => "SELECT count(*) + 1 FROM clinicdesk_audit(NULL, NULL, NULL, NULL, NULL, 1)".into(),
-    };
-    sql
+    }
 }
 
 /// Whether the client lets these rights do what `probe(right)` does: the
@@ -348,4 +347,150 @@ fn every_role_gets_from_the_server_exactly_what_its_rights_allow() {
     }
     let header: String = Right::ALL.iter().map(|r| r.code().chars().next().unwrap_or('?')).collect();
     eprintln!("rights matrix on the server (+ allowed), columns {header}:\n{}", table.join("\n"));
+}
+
+fn rejected_count(profile: &std::path::Path) -> i64 {
+    count(profile, "SELECT count(*) FROM sync_rejections")
+}
+
+#[test]
+fn workstations_sync_what_their_user_may_see_and_the_server_follows_the_heads_rights_editor() {
+    let clinic = Clinic::start();
+    let admin = Db::connect(&clinic.admin_url).unwrap();
+    let (op_login, op_id) = clinic.login_of(RoleCode::Operator);
+    let (head_login, _) = clinic.login_of(RoleCode::Head);
+    let op_url = clinic.url_of(op_login);
+    let head_url = clinic.url_of(head_login);
+
+    // The operator's workstation: a snapshot of what the operator may see,
+    // and nothing left over to fetch again (no dangling references).
+    let b = tempfile::tempdir().unwrap();
+    sync_once(b.path(), &op_url);
+    let op_db = Db::connect(&op_url).unwrap();
+    for table in ["calls", "tasks", "inquiries", "deals", "visits", "people"] {
+        let server = op_db.one(&format!("SELECT count(*)::text FROM {table}"));
+        let local = count(b.path(), &format!("SELECT count(*) FROM {table}"));
+        assert_eq!(local.to_string(), server, "{table} on the operator's workstation");
+    }
+    let all_calls: i64 = admin.one("SELECT count(*)::text FROM calls").parse().unwrap();
+    assert!(count(b.path(), "SELECT count(*) FROM calls") < all_calls, "not everyone's calls");
+    assert_eq!(count(b.path(), "SELECT count(*) FROM sync_refetch"), 0, "no dangling references");
+
+    // The operator's allowed write goes up; a forbidden one (a modified
+    // client skipping the window's check) comes back refused, recorded.
+    let inquiry = clinicdesk::crm::new_id();
+    let deal = clinicdesk::crm::new_id();
+    {
+        let mut r = Replica::open(&replica_path(b.path())).unwrap();
+        r.write(|w| {
+            w.insert(
+                "inquiries",
+                &inquiry,
+                &[
+                    ("source", text("walk_in")),
+                    ("status", text("new")),
+                    ("operator_id", text(op_id)),
+                    ("note", text("пациент у стойки")),
+                    ("created_at", int(w.now())),
+                ],
+            )
+        })
+        .unwrap();
+        let (deal_type, stage): (String, String) = r
+            .conn()
+            .query_row("SELECT deal_type_id, id FROM deal_stages ORDER BY id LIMIT 1", [], |x| {
+                Ok((x.get(0)?, x.get(1)?))
+            })
+            .unwrap();
+        r.write(|w| {
+            w.insert(
+                "deals",
+                &deal,
+                &[
+                    ("deal_type_id", text(deal_type)),
+                    ("stage_id", text(stage)),
+                    ("title", text("forged")),
+                    ("created_at", int(w.now())),
+                ],
+            )
+        })
+        .unwrap();
+    }
+    let said = sync_once(b.path(), &op_url);
+    assert!(said.contains("1 rejected"), "{said}");
+    assert_eq!(rejected_count(b.path()), 1);
+    let why = super::sync::text_of(b.path(), "SELECT error FROM sync_rejections").unwrap_or_default();
+    assert!(why.contains("row-level security") && why.contains("deals"), "{why}");
+    assert_eq!(admin.one(&format!("SELECT count(*)::text FROM inquiries WHERE id = '{inquiry}'")), "1");
+    assert_eq!(admin.one(&format!("SELECT count(*)::text FROM deals WHERE id = '{deal}'")), "0");
+    assert_eq!(count(b.path(), &format!("SELECT count(*) FROM deals WHERE id = '{deal}'")), 0, "undone locally");
+
+    // The head takes "view deals" from the operator in the rights editor
+    // (the head's workstation writes user_rights and syncs as the head):
+    // the server stops showing the operator deals at once.
+    let a = clinic.head_profile.path();
+    sync_once(a, &head_url);
+    assert!(op_db.one("SELECT count(*)::text FROM deals") != "0");
+    Replica::open(&replica_path(a)).unwrap().set_user_right(op_id, Right::ViewDeals, Some(false)).unwrap();
+    let said = sync_once(a, &head_url);
+    assert!(said.contains("0 rejected"), "{said}");
+    assert_eq!(op_db.one("SELECT count(*)::text FROM deals"), "0", "the server follows the stored rights");
+    Replica::open(&replica_path(a)).unwrap().set_user_right(op_id, Right::ViewDeals, None).unwrap();
+    sync_once(a, &head_url);
+    assert!(op_db.one("SELECT count(*)::text FROM deals") != "0", "back to the role's default");
+    // The operator cannot do the same for themselves.
+    {
+        let mut r = Replica::open(&replica_path(b.path())).unwrap();
+        r.set_user_right(op_id, Right::ViewAllCalls, Some(true)).unwrap();
+    }
+    let said = sync_once(b.path(), &op_url);
+    assert!(said.contains("1 rejected"), "{said}");
+    assert_eq!(rejected_count(b.path()), 2);
+
+    // The audit trail: the head reads who did what; the operator is refused.
+    let out = cli(None, &["server", "audit", "--database-url", &head_url, "--user", op_login, "--table", "inquiries"]);
+    let text_out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = text_out.lines().find(|l| l.contains(&inquiry)).unwrap_or_else(|| panic!("no entry:\n{text_out}"));
+    assert!(line.contains(op_login) && line.contains("insert") && line.contains("пациент у стойки"), "{line}");
+    let out =
+        cli(None, &["server", "audit", "--database-url", &head_url, "--search", "стойки", "--since", "2000-01-01"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&inquiry));
+    let out = cli(None, &["server", "audit", "--database-url", &head_url, "--table", "user_rights"]);
+    let rights_log = String::from_utf8_lossy(&out.stdout);
+    assert!(rights_log.contains(head_login) && rights_log.contains("deal.view"), "{rights_log}");
+    assert!(rights_log.contains("delete"), "taking the change back is a tombstone: {rights_log}");
+    let out = cli(None, &["server", "audit", "--database-url", &head_url, "--since", "2999-01-01"]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    let out = cli(None, &["server", "audit", "--database-url", &op_url]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only the clinic head may read the change log"), "{err}");
+    let out = cli(None, &["server", "audit", "--database-url", &head_url, "--since", "yesterday"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--since"));
+    // The reader the window uses says the same.
+    let q = clinicdesk::sync::audit::AuditQuery { author: Some(op_login.into()), ..Default::default() };
+    let entries = clinicdesk::sync::audit::read(&head_url, &q).unwrap();
+    let e = entries.iter().find(|e| e.row_id == inquiry).unwrap();
+    assert_eq!(e.user_id.as_deref(), Some(op_id));
+    assert!(e.changes.iter().any(|c| c.column == "note"));
+    assert!(matches!(clinicdesk::sync::audit::read(&op_url, &q), Err(clinicdesk::sync::SyncError::NotAllowed(_))));
+
+    // Logins: reserved names and an empty password are refused, and a
+    // PostgreSQL role that is not a ClinicDesk login is left alone.
+    let out = add_login(&clinic.admin_url, "postgres", "x\n");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("reserved"));
+    let out = add_login(&clinic.admin_url, "nurse1", "\n");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no password"));
+    super::sync::execute(&clinic.admin_url, "CREATE ROLE reporting LOGIN");
+    let out = add_login(&clinic.admin_url, "reporting", "pw\n");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a ClinicDesk login"));
+    let out = add_login(&clinic.admin_url, "newcomer", "pw\n");
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no ClinicDesk user"));
+    let newcomer = Db::connect(&format!("postgres://newcomer:pw@127.0.0.1:{}/clinic", clinic.pg.port)).unwrap();
+    assert_eq!(newcomer.one("SELECT count(*)::text FROM people"), "0", "a login without a user sees nothing");
+    // A new password for an existing login works, the old one not.
+    let out = add_login(&clinic.admin_url, op_login, "second\n");
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("new password"));
+    assert!(Db::connect(&op_url).is_err());
 }
