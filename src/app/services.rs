@@ -478,6 +478,7 @@ fn saving(command: &Command) -> Option<(RecordKind, Saving)> {
     Some(match command {
         Command::SavePerson(_) => (RecordKind::Person, Saving::Person),
         Command::SaveInquiry { .. } => (RecordKind::Inquiry, Saving::Inquiry),
+        Command::SaveTask { record, .. } if record.id.is_none() => (RecordKind::Task, Saving::NewTask),
         Command::SaveTask { .. } => (RecordKind::Task, Saving::Task),
         Command::SaveDeal(_) => (RecordKind::Deal, Saving::Deal),
         Command::SaveVisit(_) => (RecordKind::Visit, Saving::Visit),

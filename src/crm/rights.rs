@@ -76,6 +76,7 @@ code_enum! {
         CallLog = "call.log",
         ViewAllCalls = "call.view_all",
         Analytics = "analytics.view",
+        ViewAudit = "audit.view",
     }
 }
 
@@ -136,6 +137,8 @@ impl Rights {
 pub enum Saving {
     Person,
     Inquiry,
+    /// A new task (an existing one is [`Saving::Task`]).
+    NewTask,
     Task,
     Deal,
     Visit,
@@ -149,10 +152,33 @@ impl Rights {
         match what {
             Saving::Person => self.has(ProcessInquiries) || self.has(EditVisits) || self.has(EditDeals),
             Saving::Inquiry => self.has(ProcessInquiries),
+            Saving::NewTask => self.has(EditTasks),
             Saving::Task => self.has(EditTasks) || self.has(WorkTasks),
             Saving::Deal => self.has(EditDeals),
             Saving::Visit => self.has(EditVisits),
         }
+    }
+}
+
+/// Which calls and tasks a user sees. The replica holds only what the
+/// server lets its user see; the server's row-level security policies
+/// (`server_v2.sql`, `clinicdesk_may_see_call` and `clinicdesk_may_see_task`)
+/// follow these rules, and the rights matrix test holds them to it.
+impl Rights {
+    /// Everyone's calls with [`Right::ViewAllCalls`]; with the call log, one's
+    /// own, those of nobody, and the missed-call queue.
+    pub fn may_see_call(&self, me: &str, operator: Option<&str>, missed: bool) -> bool {
+        self.has(Right::ViewAllCalls)
+            || (self.has(Right::CallLog) && (operator.is_none() || operator == Some(me) || missed))
+    }
+
+    /// Everyone's tasks with [`Right::ViewAllTasks`]; for whoever works
+    /// with tasks, their own (responsible or author) and the shared queue
+    /// (no responsible).
+    pub fn may_see_task(&self, me: &str, responsible: Option<&str>, created_by: Option<&str>) -> bool {
+        self.has(Right::ViewAllTasks)
+            || ((self.has(Right::EditTasks) || self.has(Right::WorkTasks))
+                && (responsible.is_none() || responsible == Some(me) || created_by == Some(me)))
     }
 }
 
@@ -180,6 +206,27 @@ mod tests {
         assert!(!nurse.may_save(Saving::Inquiry));
         assert!(!RoleCode::Operator.default_rights().may_save(Saving::Deal));
         assert!(RoleCode::Supervisor.default_rights().may_save(Saving::Deal));
+        let mut work_only = Rights::default();
+        work_only.apply(Right::WorkTasks, true);
+        assert!(work_only.may_save(Saving::Task) && !work_only.may_save(Saving::NewTask));
+    }
+
+    #[test]
+    fn operators_see_their_own_calls_and_tasks_and_the_queue_supervisors_all() {
+        let op = RoleCode::Operator.default_rights();
+        let sup = RoleCode::Supervisor.default_rights();
+        assert!(op.may_see_call("me", Some("me"), false));
+        assert!(op.may_see_call("me", Some("other"), true), "the missed-call queue");
+        assert!(!op.may_see_call("me", Some("other"), false));
+        assert!(sup.may_see_call("me", Some("other"), false));
+        assert!(!RoleCode::Nurse.default_rights().may_see_call("me", Some("me"), false));
+        assert!(op.may_see_task("me", None, None), "the shared queue");
+        assert!(op.may_see_task("me", Some("other"), Some("me")));
+        assert!(!op.may_see_task("me", Some("other"), Some("other")));
+        assert!(sup.may_see_task("me", Some("other"), Some("other")));
+        assert!(!RoleCode::Admin.default_rights().may_see_task("me", None, None));
+        assert!(RoleCode::Head.default_rights().has(Right::ViewAudit));
+        assert!(!sup.has(Right::ViewAudit));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The command line of sync: `clinicdesk server init|load|prune`,
+//! The command line of sync: `clinicdesk server init|load|prune|user|audit`,
 //! `clinicdesk sync [--once]` and `clinicdesk import patients FILE.csv`.
 //! Errors become anyhow messages here; URLs are only ever shown without
 //! their password (and clap never shows the environment's value).
@@ -40,6 +40,50 @@ pub enum ServerCmd {
         /// log_retention_days).
         #[arg(long)]
         keep_hours: Option<f64>,
+    },
+    /// Database logins of the clinic's users.
+    User {
+        #[command(subcommand)]
+        action: UserCmd,
+    },
+    /// Who changed what and when (the server's change log): for the clinic
+    /// head and the database administrators.
+    Audit {
+        #[arg(long, env = "CLINICDESK_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Changes by this login (or a user whose full name contains it).
+        #[arg(long)]
+        user: Option<String>,
+        /// Changes of this table (e.g. inquiries, deals, user_rights).
+        #[arg(long)]
+        table: Option<String>,
+        /// A row id, or text anywhere in the changed values.
+        #[arg(long)]
+        search: Option<String>,
+        /// From this moment: RFC 3339 (2025-03-01T09:00:00+03:00) or a local date (2025-03-01).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this moment (exclusive), written like --since.
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many entries, newest first.
+        #[arg(long, default_value_t = 500)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Create the PostgreSQL login of a clinic user (named like their ClinicDesk login), or give it a new
+    /// password; the password is read from stdin (one line). What the login may see and change follows the
+    /// user's rights in the clinic's tables.
+    Add {
+        /// An administrator's URL (a role that may create roles).
+        #[arg(long, env = "CLINICDESK_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// The user's ClinicDesk login (users.login).
+        #[arg(long)]
+        login: String,
     },
 }
 
@@ -127,8 +171,94 @@ pub fn run_server(action: ServerCmd) -> anyhow::Result<ExitCode> {
             })?;
             println!("{}: forgot {n} change-log entries", target.display());
         }
+        ServerCmd::User { action: UserCmd::Add { database_url, login } } => {
+            let target = connect::parse_url(&database_url)?;
+            server::check_login_name(&login)?;
+            let password = read_password_line()?;
+            let report = rt.block_on(async {
+                let mut conn = open(&target).await?;
+                server::check(&conn.client, target.display(), &[]).await?;
+                let client = conn.client_mut().context("the connection is busy")?;
+                anyhow::Ok(server::add_login(client, &login, &password).await?)
+            })?;
+            let done = if report.updated { "has a new password" } else { "was created" };
+            match report.user {
+                Some((name, role)) => {
+                    println!("{}: the login {login} ({name}, {role}) {done}", target.display());
+                }
+                None => {
+                    println!("{}: the login {login} {done}", target.display());
+                    eprintln!(
+                        "warning: no ClinicDesk user has the login {login:?} yet, so it sees nothing; add the user \
+                         (with this login) in the clinic's data"
+                    );
+                }
+            }
+        }
+        ServerCmd::Audit { database_url, user, table, search, since, until, limit } => {
+            let target = connect::parse_url(&database_url)?;
+            let query = super::audit::AuditQuery {
+                author: user,
+                table,
+                search,
+                since: since.as_deref().map(|t| parse_moment("--since", t)).transpose()?,
+                until: until.as_deref().map(|t| parse_moment("--until", t)).transpose()?,
+                limit,
+            };
+            let entries = rt.block_on(async {
+                let conn = open(&target).await?;
+                server::check(&conn.client, target.display(), &[]).await?;
+                anyhow::Ok(super::audit::query(&conn.client, &query).await?)
+            })?;
+            for e in &entries {
+                let at = chrono::DateTime::from_timestamp_millis(e.changed_at).map_or_else(
+                    || e.changed_at.to_string(),
+                    |t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+                );
+                let who = match (&e.author, &e.full_name) {
+                    (Some(a), Some(n)) => format!("{a} ({n})"),
+                    (Some(a), None) => a.clone(),
+                    (None, _) => "?".to_owned(),
+                };
+                println!(
+                    "{at}\t{who}\t{}\t{}\t{}\t{}",
+                    e.op.as_deref().unwrap_or("?"),
+                    e.table,
+                    e.row_id,
+                    e.describe_changes()
+                );
+            }
+            eprintln!("{}: {} entries", target.display(), entries.len());
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of stdin, without its line end: a password (never echoed or
+/// logged).
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        anyhow::bail!(
+            "no password on stdin: pipe it in, e.g. `printf '%s\\n' \"$PW\" | clinicdesk server user add ...`"
+        );
+    }
+    Ok(password)
+}
+
+/// RFC 3339, or a date (local midnight), as Unix ms.
+fn parse_moment(option: &str, text: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0).and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+    {
+        return Ok(t.timestamp_millis());
+    }
+    anyhow::bail!("{option} {text:?} is not a moment: write 2025-03-01 or 2025-03-01T09:00:00+03:00")
 }
 
 pub fn run_sync(profile: Option<&Path>, args: SyncArgs) -> anyhow::Result<ExitCode> {

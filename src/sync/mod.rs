@@ -24,6 +24,7 @@
 //! How the pieces fit, and the rules (field-level merge, contended fields,
 //! delete wins), are in `server_v1.sql`'s header and in [`protocol`].
 
+pub mod audit;
 pub mod checksum;
 pub mod cli;
 pub mod connect;
@@ -96,6 +97,10 @@ pub enum SyncError {
          profile at a time"
     )]
     AlreadySyncing { path: PathBuf },
+    #[error("the login {login:?} cannot be used: {why}")]
+    BadLogin { login: String, why: String },
+    #[error("{0}")]
+    NotAllowed(String),
     #[error("the clinic database answered with an error: {0}")]
     Server(String),
     #[error("the connection to the clinic database was lost: {0}")]

@@ -184,12 +184,13 @@ pub fn prefetch_chunk(
 }
 
 /// Up to `limit` rows of a table after id `after`, in id order, by binary
-/// COPY.
+/// COPY: the rows this login may see, references to rows it may not see
+/// as null (as the change feed sends them).
 pub async fn snapshot_chunk(client: &Client, spec: &TableSpec, after: &str, limit: i64) -> Result<Vec<Vec<Value>>> {
     // COPY takes no parameters: the id is quoted as a literal.
     let sql = format!(
-        "COPY (SELECT {} FROM {} WHERE id > {} ORDER BY id LIMIT {limit}) TO STDOUT (FORMAT binary)",
-        spec.column_list(),
+        "COPY (SELECT {} FROM {} t WHERE id > {} ORDER BY id LIMIT {limit}) TO STDOUT (FORMAT binary)",
+        spec.visible_column_list(),
         quote_ident(spec.name),
         quote_literal(after),
     );

@@ -15,12 +15,12 @@ use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
 
-use super::tables::{ColType, SYNCED_TABLES, TableSpec, quote_ident};
+use super::tables::{ColType, SYNCED_TABLES, TableSpec, quote_ident, quote_literal};
 use super::{Result, SyncError};
 use crate::store::Replica;
 
 /// Server schema migrations, in order.
-const MIGRATIONS: &[&str] = &[include_str!("server_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("server_v1.sql"), include_str!("server_v2.sql")];
 
 /// The server schema version this build creates and syncs with.
 pub const SERVER_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -229,4 +229,99 @@ pub async fn load_replica(client: &mut Client, replica: &Path) -> Result<LoadRep
     tx.batch_execute("UPDATE clinicdesk_meta SET value = (value::bigint + 1)::text WHERE key = 'epoch'").await?;
     tx.commit().await?;
     Ok(LoadReport { rows: total, tables: specs.len() })
+}
+
+/// The group role every clinic login belongs to (it holds the table
+/// privileges; the policies decide the rows).
+pub const USER_GROUP: &str = "clinicdesk_user";
+
+/// What `add_login` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginReport {
+    /// The login existed and got a new password.
+    pub updated: bool,
+    /// The clinic user with this login: full name and role code, if any.
+    pub user: Option<(String, String)>,
+}
+
+/// Whether `login` may name a clinic user's database login.
+pub fn check_login_name(login: &str) -> Result<()> {
+    let bad = |why: &str| Err(SyncError::BadLogin { login: login.to_owned(), why: why.to_owned() });
+    if login.is_empty() || login.len() > 63 {
+        return bad("it must be 1 to 63 bytes long");
+    }
+    if login.chars().any(|c| c.is_control()) {
+        return bad("it holds control characters");
+    }
+    let lower = login.to_ascii_lowercase();
+    if lower.starts_with("pg_") || lower.starts_with("clinicdesk_") || lower == "postgres" || lower == "public" {
+        return bad("the name is reserved by PostgreSQL or ClinicDesk");
+    }
+    Ok(())
+}
+
+/// Creates the PostgreSQL login of a clinic user (named like their
+/// `users.login`), or sets a new password of one made before, and puts it
+/// in the group of the user's role. The password travels only as a SCRAM
+/// verifier, so no server log can show it. A role that exists but is not a
+/// ClinicDesk login (an administrator, another program's) is refused.
+pub async fn add_login(client: &mut Client, login: &str, password: &str) -> Result<LoginReport> {
+    check_login_name(login)?;
+    if password.is_empty() {
+        return Err(SyncError::BadLogin { login: login.to_owned(), why: "the password is empty".into() });
+    }
+    let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INIT_LOCK]).await?;
+    let existing = tx
+        .query_opt(
+            "SELECT r.rolsuper OR r.rolcreaterole OR r.rolbypassrls, pg_has_role(r.oid, $2::text, 'MEMBER')
+             FROM pg_roles r WHERE r.rolname = $1",
+            &[&login, &USER_GROUP],
+        )
+        .await?;
+    let ident = quote_ident(login);
+    let updated = match existing {
+        Some(row) => {
+            let (privileged, member): (bool, bool) = (row.get(0), row.get(1));
+            if privileged || !member {
+                return Err(SyncError::BadLogin {
+                    login: login.to_owned(),
+                    why: "a PostgreSQL role of that name exists and is not a ClinicDesk login; pick another login"
+                        .into(),
+                });
+            }
+            tx.batch_execute(&format!("ALTER ROLE {ident} LOGIN PASSWORD {}", quote_literal(&verifier))).await?;
+            true
+        }
+        None => {
+            tx.batch_execute(&format!(
+                "CREATE ROLE {ident} LOGIN PASSWORD {} IN ROLE {}",
+                quote_literal(&verifier),
+                quote_ident(USER_GROUP)
+            ))
+            .await?;
+            false
+        }
+    };
+    let user = tx
+        .query_opt(
+            "SELECT u.full_name, r.code FROM users u JOIN roles r ON r.id = u.role_id
+             WHERE u.login = $1 AND u.deleted_at IS NULL",
+            &[&login],
+        )
+        .await?
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)));
+    // The group of the role: an overview for the administrator (the rights
+    // themselves come from the clinic's tables).
+    for code in crate::crm::RoleCode::ALL.iter().map(|r| r.code()) {
+        let group = quote_ident(&format!("clinicdesk_{code}"));
+        if user.as_ref().is_some_and(|(_, c)| c == code) {
+            tx.batch_execute(&format!("GRANT {group} TO {ident}")).await?;
+        } else {
+            tx.batch_execute(&format!("REVOKE {group} FROM {ident}")).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(LoginReport { updated, user })
 }

@@ -43,6 +43,22 @@ pub const SYNCED_TABLES: [&str; 23] = [
 /// server's `sync_contended` and the replica's `sync_base_*` triggers.
 pub const CONTENDED: [(&str, &str); 3] = [("deals", "stage_id"), ("visits", "starts_at"), ("visits", "doctor_id")];
 
+/// Tables whose rows not every user may see (the server's policies, see
+/// server_v2.sql).
+pub const PRIVATE_TABLES: [&str; 4] = ["calls", "inquiries", "deals", "tasks"];
+
+/// References to rows of [`PRIVATE_TABLES`]: (table, column, referenced
+/// table). A user who may see a row but not the row it refers to gets the
+/// reference as null (the server's `clinicdesk_row_json` does the same for
+/// the change feed), so their replica keeps its foreign keys.
+pub const PRIVATE_REFERENCES: [(&str, &str, &str); 5] = [
+    ("inquiries", "call_id", "calls"),
+    ("deals", "inquiry_id", "inquiries"),
+    ("tasks", "inquiry_id", "inquiries"),
+    ("tasks", "deal_id", "deals"),
+    ("visits", "deal_id", "deals"),
+];
+
 /// Whether `table`.`column` is contended.
 pub fn is_contended(table: &str, column: &str) -> bool {
     CONTENDED.iter().any(|(t, c)| *t == table && *c == column)
@@ -86,6 +102,26 @@ impl TableSpec {
     /// The column list, quoted, for SQL on either side.
     pub fn column_list(&self) -> String {
         self.columns.iter().map(|(c, _)| quote_ident(c)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The column list for reading the server's rows as a user bound by its
+    /// policies: references to rows that user may not see read as null
+    /// ([`PRIVATE_REFERENCES`]; nothing changes for the schema's owner).
+    pub fn visible_column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|(c, _)| match PRIVATE_REFERENCES.iter().find(|(t, col, _)| *t == self.name && col == c) {
+                Some((_, _, parent)) => format!(
+                    "CASE WHEN t.{c} IS NULL THEN NULL WHEN NOT (SELECT row_security_active({p})) THEN t.{c} \
+                     WHEN EXISTS (SELECT 1 FROM {pi} p WHERE p.id = t.{c}) THEN t.{c} END AS {c}",
+                    c = quote_ident(c),
+                    p = quote_literal(parent),
+                    pi = quote_ident(parent),
+                ),
+                None => format!("t.{}", quote_ident(c)),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     pub fn index_of(&self, column: &str) -> Option<usize> {
@@ -192,6 +228,31 @@ mod tests {
         for t in versioned {
             assert!(SYNCED_TABLES.contains(&t.as_str()), "{t} has row_version but is not synced");
         }
+    }
+
+    #[test]
+    fn every_reference_to_a_private_table_is_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = crate::store::Replica::open(&dir.path().join("r.sqlite")).unwrap();
+        let mut found = Vec::new();
+        for table in SYNCED_TABLES {
+            let mut stmt = replica.conn().prepare(&format!("PRAGMA foreign_key_list({})", quote_ident(table))).unwrap();
+            let refs: Vec<(String, String)> =
+                stmt.query_map([], |r| Ok((r.get(2)?, r.get(3)?))).unwrap().map(|r| r.unwrap()).collect();
+            for (parent, column) in refs {
+                if PRIVATE_TABLES.contains(&parent.as_str()) {
+                    found.push((table.to_owned(), column, parent));
+                }
+            }
+        }
+        found.sort();
+        let mut expected: Vec<_> =
+            PRIVATE_REFERENCES.iter().map(|(t, c, p)| (t.to_string(), c.to_string(), p.to_string())).collect();
+        expected.sort();
+        assert_eq!(found, expected);
+        let specs = specs(replica.conn()).unwrap();
+        let visits = find(&specs, "visits").unwrap().visible_column_list();
+        assert!(visits.contains("WHEN EXISTS (SELECT 1 FROM \"deals\" p WHERE p.id = t.\"deal_id\")"), "{visits}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod harness;
 mod keyring;
 mod media;
 mod notify;
+mod rights;
 mod rules;
 mod sip;
 mod softphone;

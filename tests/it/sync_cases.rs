@@ -381,7 +381,10 @@ fn server_init_is_versioned_and_refuses_what_is_not_ours() {
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("is current"));
     let sql = Sql::connect(&url);
-    assert_eq!(sql.text("SELECT value FROM clinicdesk_meta WHERE key = 'schema_version'").unwrap(), "1");
+    assert_eq!(
+        sql.text("SELECT value FROM clinicdesk_meta WHERE key = 'schema_version'").unwrap(),
+        clinicdesk::sync::server::SERVER_SCHEMA_VERSION.to_string()
+    );
     // The server syncs the same tables, in the same order, as this build.
     let listed = sql.text("SELECT string_agg(name, ',' ORDER BY position) FROM sync_tables").unwrap();
     assert_eq!(listed, clinicdesk::sync::tables::SYNCED_TABLES.join(","));

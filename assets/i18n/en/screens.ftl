@@ -98,3 +98,4 @@ right-visit-delete = Delete visits
 right-call-log = Call log
 right-call-view-all = See everyone's calls
 right-analytics-view = Analytics
+right-audit-view = Read the audit trail (who changed what and when)

@@ -101,3 +101,4 @@ right-visit-delete = Удаление визитов
 right-call-log = Журнал звонков
 right-call-view-all = Звонки всех сотрудников
 right-analytics-view = Аналитика
+right-audit-view = Просмотр журнала изменений (кто, что и когда изменил)

@@ -102,3 +102,4 @@ right-visit-delete = Видалення візитів
 right-call-log = Журнал дзвінків
 right-call-view-all = Дзвінки всіх працівників
 right-analytics-view = Аналітика
+right-audit-view = Перегляд журналу змін (хто, що і коли змінив)
