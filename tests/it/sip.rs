@@ -242,6 +242,8 @@ pub(super) fn sipp(dir: &Path, port: u16, args: &[&str]) -> Program {
     let mut cmd = Command::new(sipp);
     cmd.current_dir(dir)
         .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin", "-timeout", "40", "-trace_msg"])
+        // Its media port on a free one: the default 6000 is shared by every sipp running in parallel.
+        .args(["-mp", &free_port().to_string()])
         .args(["-message_file", &format!("sipp-{port}.msg"), "-trace_err", "-error_file", &format!("sipp-{port}.err")])
         .args(args);
     Program::spawn("sipp", dir, &mut cmd)
