@@ -504,6 +504,7 @@ impl Ua {
             let _ = self.timings.send(super::ua::IncomingTiming { call_id: call_id.clone(), card_us, handled_us });
         }
         self.emit(PhoneEvent::Incoming { call_id: call_id.clone(), from: number, display_name, did, card });
+        self.start_ringtone(&call_id).await;
         let mut timers = vec![self.schedule(self.cfg.ring_timeout, Timer::RingTimeout { call_id: call_id.clone() })];
         if let Some(after) = self.cfg.auto_answer {
             timers.push(self.schedule(after, Timer::AutoAnswer { call_id: call_id.clone() }));
@@ -1249,6 +1250,21 @@ impl Ua {
 
     /// Plays ringback to the operator while the far end rings (only on sound cards).
     async fn start_ringback(&mut self, call_id: &str) {
+        self.start_tone(call_id, TonePattern::ringback()).await;
+    }
+
+    /// Rings the operator's sound card for an incoming call, unless another
+    /// call already has the headset (then the window's call waiting shows it).
+    async fn start_ringtone(&mut self, call_id: &str) {
+        if self.calls.iter().any(|(id, c)| id != call_id && (c.media.is_some() || c.ringback.is_some())) {
+            return;
+        }
+        self.start_tone(call_id, TonePattern::ringtone()).await;
+    }
+
+    /// A tone on the sound card for a call without media yet; the devices
+    /// opened for it go on to carry the call's sound when it starts.
+    async fn start_tone(&mut self, call_id: &str, pattern: TonePattern) {
         if !matches!(self.cfg.audio, AudioChoice::Devices { .. }) {
             return;
         }
@@ -1258,15 +1274,15 @@ impl Ua {
         }
         let index = call.index;
         match self.audio_ends(index, 8000) {
-            Ok((source, sink)) => match play_tone(TonePattern::ringback(), sink) {
+            Ok((source, sink)) => match play_tone(pattern, sink) {
                 Ok(player) => {
                     if let Some(call) = self.calls.get_mut(call_id) {
                         call.ringback = Some((player, source));
                     }
                 }
-                Err(e) => tracing::warn!(call_id, error = %e, "no ringback"),
+                Err(e) => tracing::warn!(call_id, error = %e, "no tone on the sound card"),
             },
-            Err(e) => tracing::warn!(call_id, error = %e, "no ringback"),
+            Err(e) => tracing::warn!(call_id, error = %e, "no tone on the sound card"),
         }
     }
 

@@ -38,12 +38,12 @@ fn read_wav(path: &Path) -> (Vec<f32>, u32) {
     (r.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect(), rate)
 }
 
-fn rms(s: &[f32]) -> f32 {
+pub(super) fn rms(s: &[f32]) -> f32 {
     (s.iter().map(|x| x * x).sum::<f32>() / s.len().max(1) as f32).sqrt()
 }
 
 /// Frequency by rising zero crossings (interpolated), over a whole segment.
-fn frequency(s: &[f32], rate: u32) -> f32 {
+pub(super) fn frequency(s: &[f32], rate: u32) -> f32 {
     let mut first = None;
     let mut last = 0.0;
     let mut count = 0;
@@ -368,13 +368,13 @@ async fn through_loss_and_jitter_the_tone_has_no_gap_and_the_buffer_adapts() {
 
 /// A private PulseAudio with a virtual microphone (`micsrc` → `mic`) and speaker (`spk`),
 /// its sockets and script under `dir`; killed when dropped.
-struct Pulse {
+pub(super) struct Pulse {
     dir: PathBuf,
     daemon: std::process::Child,
 }
 
 impl Pulse {
-    fn start(dir: &Path) -> Pulse {
+    pub(super) fn start(dir: &Path) -> Pulse {
         let pulseaudio = require("pulseaudio", "pulseaudio");
         let runtime = dir.join("run");
         std::fs::create_dir_all(&runtime).unwrap();
@@ -413,7 +413,16 @@ impl Pulse {
             .env("PULSE_SERVER", format!("unix:{}", dir.join("run/pulse/native").display()));
     }
 
-    fn command(&self, program: &Path) -> Command {
+    /// The environment that points a program at this sound server.
+    pub(super) fn env_pairs(&self) -> Vec<(String, String)> {
+        vec![
+            ("XDG_RUNTIME_DIR".into(), self.dir.join("run").display().to_string()),
+            ("HOME".into(), self.dir.display().to_string()),
+            ("PULSE_SERVER".into(), format!("unix:{}", self.dir.join("run/pulse/native").display())),
+        ]
+    }
+
+    pub(super) fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
         Pulse::env(&mut cmd, &self.dir);
         cmd

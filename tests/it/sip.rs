@@ -1672,3 +1672,57 @@ fn registration_over_tls_with_the_clinic_ca() {
     assert!(reason.contains("unknown authority") || reason.contains("UnknownIssuer"), "{failed}");
     assert!(phone.quit().success());
 }
+
+/// An incoming call rings the operator's speaker (the ringtone through cpal
+/// into a PulseAudio null sink) while it rings, and the speaker is quiet once
+/// the caller gives up.
+#[test]
+fn an_incoming_call_rings_the_speaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let pulse = super::media::Pulse::start(dir.path());
+    let parec = require("parec", "pulseaudio-utils");
+    let speaker = dir.path().join("speaker.raw");
+    let recorder = super::harness::Peer::spawn(
+        "parec",
+        pulse
+            .command(&parec)
+            .args(["-d", "spk.monitor", "--raw", "--format=s16le", "--rate=48000", "--channels=1"])
+            .arg("--latency-msec=20")
+            .stdout(Stdio::from(std::fs::File::create(&speaker).unwrap()))
+            .stderr(Stdio::null()),
+    );
+    let env = pulse.env_pairs();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut phone = Phone::start_with(dir.path(), &["--listen", "127.0.0.1:0", "--devices"], &env);
+    let port = free_port();
+    let target = phone.addr.to_string();
+    let file = scenario("uac_ring_then_cancel.xml");
+    let run = sipp(dir.path(), port, &["-sf", &file, &target, "-m", "1", "-d", "4000", "-key", "caller", "201"]);
+    let incoming = phone.event("incoming");
+    let id = incoming["call_id"].as_str().unwrap().to_owned();
+    assert_eq!(phone.call_event("ended", &id)["reason"], "not_answered");
+    assert_sipp_passed(run, dir.path(), port);
+    // Longer than a whole ring cadence (3 s), so a ringtone still going would show.
+    std::thread::sleep(Duration::from_millis(4500));
+    drop(recorder);
+    assert!(phone.quit().success());
+
+    let raw = std::fs::read(&speaker).unwrap();
+    let samples: Vec<f32> = raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect();
+    let win = 480;
+    let loud: Vec<bool> = samples.chunks(win).map(|w| super::media::rms(w) > 0.05).collect();
+    let first = loud.iter().position(|l| *l).unwrap_or_else(|| {
+        panic!("the speaker stayed silent ({} s recorded):\n{}", samples.len() / 48000, phone.stderr_tail())
+    });
+    // Inside the first ring burst (400 ms): 440 + 480 Hz beat around 460 Hz.
+    let burst = &samples[(first + 5) * win..((first + 30) * win).min(samples.len())];
+    let f = super::media::frequency(burst, 48000);
+    assert!((430.0..=490.0).contains(&f), "the ringtone is {f:.0} Hz, not the 440/480 Hz pair");
+    let last_loud = loud.iter().rposition(|l| *l).unwrap();
+    let quiet_tail = loud.len() - 1 - last_loud;
+    assert!(
+        quiet_tail * win >= 48000 * 32 / 10,
+        "the speaker rang on after the caller gave up (only the last {} ms were quiet)",
+        quiet_tail * 10
+    );
+}
