@@ -519,6 +519,17 @@ impl Ua {
         if call.state != CallState::Ringing {
             return;
         }
+        // Call waiting: the call the operator was talking on goes on hold first.
+        let talking: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(id, c)| id.as_str() != call_id && c.state == CallState::Active && !c.held)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for other in talking {
+            self.hold(&other, true).await;
+        }
+        let Some(call) = self.calls.get(call_id) else { return };
         let (Some(tx), peer) = (call.invite_tx, call.peer.clone()) else { return };
         let (local, sockets) = match self.bind_media(peer.addr).await {
             Ok(m) => m,

@@ -1409,17 +1409,21 @@ fn a_second_call_waits_or_is_busy() {
         let mut phone = Phone::start(dir.path(), &args);
         let target = phone.addr.to_string();
         let first_port = free_port();
-        let file = scenario("uac_wait_bye.xml");
+        // With call waiting the first call is put on hold when the second is answered.
+        let file = scenario(if waiting { "uac_wait_hold_bye.xml" } else { "uac_wait_bye.xml" });
         let first = sipp(dir.path(), first_port, &["-sf", &file, &target, "-m", "1", "-key", "caller", "203"]);
         let one = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
         phone.call_event("answered", &one);
         let second_port = free_port();
         if waiting {
-            let second = sipp(dir.path(), second_port, &["-sf", &file, &target, "-m", "1", "-key", "caller", "204"]);
+            let plain = scenario("uac_wait_bye.xml");
+            let second = sipp(dir.path(), second_port, &["-sf", &plain, &target, "-m", "1", "-key", "caller", "204"]);
             let two = phone.event("incoming");
             assert_eq!(two["from"], "204");
             let two = two["call_id"].as_str().unwrap().to_owned();
             phone.call_event("answered", &two);
+            // Answering the waiting call put the first on hold.
+            phone.call_event("held", &one);
             phone.send(&format!("hangup {two}"));
             phone.call_event("ended", &two);
             assert_sipp_passed(second, dir.path(), second_port);
