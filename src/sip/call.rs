@@ -315,7 +315,9 @@ impl Ua {
                     None => Box::new(NullSource { rate }),
                 };
                 if let Some(p) = record_sent {
-                    source = Box::new(TeeSource::new(source, Box::new(WavSink::create(&numbered(p, index), rate)?)));
+                    // What is sent is kept at the rate the source gives it (the played file's).
+                    let sent = WavSink::create(&numbered(p, index), source.sample_rate())?;
+                    source = Box::new(TeeSource::new(source, Box::new(sent)));
                 }
                 let sink: Box<dyn AudioSink> = match record {
                     Some(p) => Box::new(WavSink::create(&numbered(p, index), rate)?),
