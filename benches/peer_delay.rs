@@ -28,14 +28,19 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
     for codec in ["pcmu", "opus"] {
-        run(dir, codec);
+        for jitter_ms in [0, 40] {
+            run(dir, codec, jitter_ms);
+        }
     }
 }
 
-fn run(dir: &Path, codec: &str) {
-    let work = dir.join(codec);
+fn run(dir: &Path, codec: &str, jitter_ms: u64) {
+    let work = dir.join(format!("{codec}-{jitter_ms}"));
     std::fs::create_dir_all(&work).expect("work dir");
-    let (mut baresip, port) = baresip(&work, codec);
+    let (mut baresip, baresip_port) = baresip(&work, codec);
+    // The call goes through a SIP relay of ours that points both sides' media
+    // at an RTP relay adding 0..jitter_ms of delay to every packet.
+    let port = media_relay(baresip_port, Duration::from_millis(jitter_ms));
     let clicks = work.join("clicks.wav");
     write_clicks(&clicks, 48000, SECONDS as f32 + 5.0);
     let (sent, heard) = (work.join("sent.wav"), work.join("heard.wav"));
@@ -86,15 +91,118 @@ fn run(dir: &Path, codec: &str) {
     trips.sort_by(f64::total_cmp);
     let median = settled[settled.len() / 2];
     let ours = ended["media"]["jitter_buffer_ms"].as_f64().unwrap_or(f64::NAN);
-    let packetisation = 2.0 * 20.0;
+    // One 20 ms frame of packetisation each way, and the relay's mean delay
+    // (half the jitter) each way.
+    let fixed = 2.0 * 20.0 + jitter_ms as f64;
     println!(
-        "{codec}: round trip through baresip (clean loopback, {} echoes): first {first:.1} ms, settled (last third) \
-         median {median:.1} ms, min {:.1}; our jitter buffer {ours:.1} ms, packetisation {packetisation:.0} ms -> \
+        "{codec}, 0-{jitter_ms} ms jitter each way: round trip through baresip ({} echoes): first {first:.1} ms, settled (last third) \
+         median {median:.1} ms, min {:.1}; our jitter buffer {ours:.1} ms, packetisation and relay {fixed:.0} ms -> \
          baresip's receive and echo path {:.1} ms",
         trips.len(),
         settled[0],
-        median - ours - packetisation
+        median - ours - fixed
     );
+}
+
+/// A SIP relay on loopback between our phone and baresip (returned: its
+/// port, to dial): it passes every datagram on, and in SDP bodies replaces each
+/// side's RTP port by a port of an RTP relay (same number of digits, so
+/// Content-Length holds) that forwards the media with 0..jitter of delay.
+fn media_relay(baresip_sip: u16, jitter: Duration) -> u16 {
+    let sip = std::net::UdpSocket::bind("127.0.0.1:0").expect("sip relay");
+    let port = sip.local_addr().expect("addr").port();
+    let baresip = std::net::SocketAddr::from(([127, 0, 0, 1], baresip_sip));
+    // toward_baresip: advertised to baresip as our phone's media; toward_phone the reverse.
+    let toward_baresip = std::net::UdpSocket::bind("127.0.0.1:0").expect("rtp relay");
+    let toward_phone = std::net::UdpSocket::bind("127.0.0.1:0").expect("rtp relay");
+    let (port_a, port_b) =
+        (toward_baresip.local_addr().expect("addr").port(), toward_phone.local_addr().expect("addr").port());
+    let real: std::sync::Arc<std::sync::Mutex<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>> =
+        Default::default();
+    let media = real.clone();
+    std::thread::spawn(move || {
+        let mut phone_sip: Option<std::net::SocketAddr> = None;
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = sip.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let (text, to) = if from == baresip {
+                let Some(phone) = phone_sip else { continue };
+                (rewrite_media(&text, port_b, |p| media.lock().map(|mut m| m.1 = Some(p)).unwrap_or(())), phone)
+            } else {
+                phone_sip = Some(from);
+                let text = rewrite_media(&text, port_a, |p| media.lock().map(|mut m| m.0 = Some(p)).unwrap_or(()));
+                // The request line names the relay: it names baresip once passed on.
+                (text.replacen(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{baresip_sip}"), 1), baresip)
+            };
+            let _ = sip.send_to(text.as_bytes(), to);
+        }
+    });
+    let a = toward_baresip.try_clone().expect("clone");
+    let b = toward_phone.try_clone().expect("clone");
+    let (real_a, real_b) = (real.clone(), real);
+    // baresip -> toward_baresip -> (delay) -> toward_phone -> our phone
+    std::thread::spawn(move || forward(&a, &b, jitter, 1, move || real_a.lock().ok().and_then(|m| m.0)));
+    // our phone -> toward_phone -> (delay) -> toward_baresip -> baresip
+    std::thread::spawn(move || {
+        forward(&toward_phone, &toward_baresip, jitter, 2, move || real_b.lock().ok().and_then(|m| m.1))
+    });
+    port
+}
+
+/// Replaces the RTP port of an SDP body (`m=audio PORT`) by `relay`, telling `seen` the real one.
+fn rewrite_media(text: &str, relay: u16, seen: impl FnOnce(std::net::SocketAddr)) -> String {
+    let Some(at) = text.find("m=audio ") else { return text.to_owned() };
+    let start = at + "m=audio ".len();
+    let end = start + text[start..].find(' ').unwrap_or(0);
+    let Ok(real) = text[start..end].parse::<u16>() else { return text.to_owned() };
+    assert_eq!(real.to_string().len(), relay.to_string().len(), "ports of different lengths");
+    seen(std::net::SocketAddr::from(([127, 0, 0, 1], real)));
+    format!("{}{relay}{}", &text[..start], &text[end..])
+}
+
+/// Receives on `from`, sends each packet out of `out` to `target()` after a
+/// random delay in 0..jitter (packets may overtake each other, as on a
+/// jittery network).
+fn forward(
+    from: &std::net::UdpSocket,
+    out: &std::net::UdpSocket,
+    jitter: Duration,
+    seed: u64,
+    target: impl Fn() -> Option<std::net::SocketAddr> + Send + 'static,
+) {
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let out = out.try_clone().expect("clone");
+    std::thread::spawn(move || {
+        let mut queue: Vec<(Instant, Vec<u8>)> = Vec::new();
+        loop {
+            let next = queue.iter().map(|(at, _)| *at).min();
+            let wait = next.map_or(Duration::from_millis(50), |at| at.saturating_duration_since(Instant::now()));
+            match rx.recv_timeout(wait) {
+                Ok(item) => queue.push(item),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            let (due, rest): (Vec<_>, Vec<_>) = queue.into_iter().partition(|(at, _)| *at <= now);
+            queue = rest;
+            if let Some(to) = target() {
+                for (_, packet) in due {
+                    let _ = out.send_to(&packet, to);
+                }
+            }
+        }
+    });
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut buf = vec![0u8; 2048];
+    while let Ok((n, _)) = from.recv_from(&mut buf) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = jitter.mul_f64((state % 10_000) as f64 / 10_000.0);
+        if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+            return;
+        }
+    }
 }
 
 /// baresip answering on its own and sending back what it hears.
