@@ -223,6 +223,33 @@ pub struct CallFigures {
     pub stats: Option<CallStats>,
 }
 
+/// What the user agent holds right now: after a burst of calls has ended and
+/// the transactions' last timers (J, L: 64·T1 over UDP) have run out, every
+/// count is back to zero — what `clinicdesk phone`'s `stats` shows and the
+/// load test checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct UaStats {
+    /// Client transactions alive in the transaction layer.
+    pub client_transactions: usize,
+    /// Server transactions alive in the transaction layer.
+    pub server_transactions: usize,
+    /// Calls known to the user agent (ringing, talking, or being cancelled).
+    pub calls: usize,
+    /// Dialogs: the calls that have one.
+    pub dialogs: usize,
+    /// Requests of ours waiting for their answer (or lingering for a retransmitted 2xx).
+    pub pending: usize,
+    /// Timers of calls (ring timeout, auto-answer, ...) set and not yet fired or cancelled.
+    pub timers: usize,
+}
+
+impl UaStats {
+    /// Client and server transactions together.
+    pub fn transactions(&self) -> usize {
+        self.client_transactions + self.server_transactions
+    }
+}
+
 /// Why the user agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum UaError {
@@ -264,6 +291,14 @@ impl UaHandle {
         &self.figures
     }
 
+    /// What the user agent holds now (`None` when it has stopped or does
+    /// not answer within `timeout`).
+    pub fn stats(&self, timeout: Duration) -> Option<UaStats> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.internal.send(Internal::Stats(tx)).ok()?;
+        rx.recv_timeout(timeout).ok()
+    }
+
     /// Whether the user agent still runs.
     pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
@@ -290,6 +325,7 @@ pub(super) enum Internal {
     Command(PhoneCommand),
     Shutdown,
     Media { call_id: String, generation: u64, event: MediaEvent },
+    Stats(crossbeam_channel::Sender<UaStats>),
 }
 
 /// Starts the user agent on its own thread. Returns once the SIP socket is
@@ -605,6 +641,10 @@ impl Ua {
                 msg = internal.recv() => match msg {
                     Some(Internal::Command(c)) => self.on_command(c).await,
                     Some(Internal::Media { call_id, generation, event }) => self.on_media(&call_id, generation, event),
+                    Some(Internal::Stats(reply)) => {
+                        let stats = self.stats().await;
+                        let _ = reply.send(stats);
+                    }
                     Some(Internal::Shutdown) | None => {
                         if stop_by.is_none() {
                             self.begin_shutdown().await;
@@ -621,6 +661,18 @@ impl Ua {
         let ids: Vec<String> = self.calls.keys().cloned().collect();
         for id in ids {
             self.finish_call(&id, crate::phone::EndReason::HungUp).await;
+        }
+    }
+
+    async fn stats(&self) -> UaStats {
+        let (client_transactions, server_transactions) = self.layer.count().await.unwrap_or_default();
+        UaStats {
+            client_transactions,
+            server_transactions,
+            calls: self.calls.len(),
+            dialogs: self.calls.values().filter(|c| c.dialog.is_some()).count(),
+            pending: self.pending.len(),
+            timers: self.timer_kinds.values().filter(|t| !matches!(t, Timer::Sweep | Timer::Register { .. })).count(),
         }
     }
 
