@@ -479,6 +479,10 @@ pub(super) struct Ua {
     pub(super) policy: UasPolicy,
     pub(super) call_counter: u32,
     pub(super) stopping: bool,
+    /// Whether calls or transactions were seen since the freed memory was last given back.
+    busy_since_trim: bool,
+    /// `call_counter` at the last sweep (a burst over TCP can come and go between two).
+    counter_at_sweep: u32,
 }
 
 /// Resolves `host[:port]` (an IP address or a name) to a socket address.
@@ -610,6 +614,8 @@ impl Ua {
             policy,
             call_counter: 0,
             stopping: false,
+            busy_since_trim: false,
+            counter_at_sweep: 0,
         })
     }
 
@@ -739,6 +745,7 @@ impl Ua {
                 }
                 Timer::Sweep => {
                     self.sweep();
+                    self.release_memory_when_idle().await;
                     self.schedule(Duration::from_secs(10), Timer::Sweep);
                 }
             }
@@ -751,6 +758,9 @@ impl Ua {
         super::transaction::shrink_when_idle(&mut self.pending);
         super::transaction::shrink_when_idle(&mut self.calls);
         super::transaction::shrink_when_idle(&mut self.timer_kinds);
+        // Cancelled timers stay in the heap until due (a ring timeout: minutes): drop them now.
+        let kinds = &self.timer_kinds;
+        self.timers.retain(|Reverse((_, seq))| kinds.contains_key(seq));
         if self.timers.capacity() > 64 && self.timers.len() < self.timers.capacity() / 4 {
             self.timers.shrink_to(self.timers.len() * 2);
         }
@@ -760,6 +770,26 @@ impl Ua {
             Pending::Accepted { since, .. } | Pending::Fire { since } => now.duration_since(*since) < linger,
             _ => true,
         });
+    }
+
+    /// Once a burst of calls has passed (no call, no transaction left), gives
+    /// the memory it took back to the operating system. The tables shrink
+    /// ([`Ua::sweep`], the transaction layer's poll), but glibc's malloc keeps
+    /// the pages it freed — in the arenas of the tokio workers too — so the
+    /// resident size would stay at the burst's high-water mark for good.
+    async fn release_memory_when_idle(&mut self) {
+        if self.call_counter != self.counter_at_sweep || !self.calls.is_empty() {
+            self.counter_at_sweep = self.call_counter;
+            self.busy_since_trim = true;
+            return;
+        }
+        let (clients, servers) = self.layer.count().await.unwrap_or_default();
+        if clients + servers > 0 || !self.pending.is_empty() {
+            self.busy_since_trim = true;
+        } else if self.busy_since_trim {
+            self.busy_since_trim = false;
+            release_freed_memory();
+        }
     }
 
     // ----- addresses -----
@@ -1204,6 +1234,24 @@ fn is_local_address(ip: IpAddr, bound: SocketAddr) -> bool {
     }
     std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
+
+/// Returns the heap's free pages to the operating system (glibc keeps them
+/// mapped otherwise; other allocators and systems give them back themselves).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory() {
+    unsafe extern "C" {
+        /// glibc ≥ 2.8: releases the free memory at the top of the heap and
+        /// every whole free page inside all arenas; returns 1 when it released some.
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: malloc_trim takes no pointer and works on glibc's own arenas under
+    // their locks; it is safe to call from any thread at any time.
+    let released = unsafe { malloc_trim(0) };
+    tracing::debug!(released = released == 1, "freed memory given back after a burst");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
 
 fn ack_call_id_is(ack: &[u8], call_id: &str) -> bool {
     match super::message::Message::parse(ack) {
