@@ -11,7 +11,8 @@
 //!
 //! Commands: `dial NUMBER`, `answer`, `reject`, `hangup`, `hold`, `resume`,
 //! `mute`, `unmute`, `transfer TARGET`, `dtmf DIGITS`, `available`, `busy`,
-//! `dnd` (the operator's status), `quit` (end of input quits too). `transfer`
+//! `dnd` (the operator's status), `stats` (what the user agent holds, see
+//! [`COMMANDS_HELP`]), `quit` (end of input quits too). `transfer`
 //! takes a number or address (blind), or the id of another call (attended).
 //! Each acts on the call it obviously means (the ringing one for `answer`, the
 //! talking one for `hold`...); a call id may follow to name another. Finished
@@ -52,8 +53,24 @@ pub enum CodecArg {
     Pcmu,
 }
 
+/// The commands and events, for `clinicdesk phone --help`.
+pub const COMMANDS_HELP: &str = "\
+Commands on stdin, one per line: dial NUMBER, answer, reject, hangup, hold, resume, mute, unmute,
+transfer TARGET, dtmf DIGITS (each may end with a call id), available, busy, dnd, stats, quit.
+
+Events on stdout, one JSON object per line: started, registered, registration_failed, incoming
+(with the caller's card), dialing, ringing, answered, held, resumed, transferred, dtmf, ended
+(with the call's media figures), error.
+
+`stats` prints what the user agent holds now, for load tests and leak hunting:
+{\"event\":\"stats\",\"transactions\":N,\"client_transactions\":N,\"server_transactions\":N,
+\"dialogs\":N,\"calls\":N,\"pending\":N,\"timers\":N,\"rss_kib\":N}. Once calls have ended and
+the transactions' last timers have run out (Timer J and L: 32 s over UDP) the counts are 0;
+rss_kib is the process's resident memory (VmRSS; null where /proc is not there).";
+
 /// Options of `clinicdesk phone`.
 #[derive(Debug, Clone, Default, clap::Args)]
+#[command(after_help = COMMANDS_HELP)]
 pub struct PhoneArgs {
     /// Registrar and proxy (host or host:port); default: settings.toml [sip] server.
     #[arg(long)]
@@ -340,7 +357,7 @@ fn parse_command(line: &str, calls: &Calls) -> Result<Option<PhoneCommand>, Stri
         other => {
             return Err(format!(
                 "unknown command {other:?} (dial, answer, reject, hangup, hold, resume, mute, unmute, transfer, \
-                 dtmf, available, busy, dnd, quit)"
+                 dtmf, available, busy, dnd, stats, quit)"
             ));
         }
     };
@@ -532,6 +549,10 @@ pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<Exit
                     if line.eq_ignore_ascii_case("quit") || line.eq_ignore_ascii_case("exit") {
                         break;
                     }
+                    if line.eq_ignore_ascii_case("stats") {
+                        print_stats(&handle);
+                        continue;
+                    }
                     match parse_command(line, &face.calls) {
                         Ok(Some(command)) => link.send(command),
                         Ok(None) => {}
@@ -577,6 +598,40 @@ fn timings_summary(seen: &[(u64, u64)]) -> serde_json::Value {
     })
 }
 
+/// Prints the `stats` event: the user agent's counts and the resident memory.
+fn print_stats(handle: &ua::UaHandle) {
+    // The user agent answers between two messages; under load those queue up, so be patient.
+    match handle.stats(Duration::from_secs(10)) {
+        Some(stats) => print_json(&serde_json::json!({
+            "event": "stats",
+            "transactions": stats.transactions(),
+            "client_transactions": stats.client_transactions,
+            "server_transactions": stats.server_transactions,
+            "dialogs": stats.dialogs,
+            "calls": stats.calls,
+            "pending": stats.pending,
+            "timers": stats.timers,
+            "rss_kib": rss_kib(),
+        })),
+        None => print_json(&serde_json::json!({
+            "event": "error",
+            "message": "the user agent did not answer",
+            "command": "stats",
+        })),
+    }
+}
+
+/// This process's resident memory in KiB (VmRSS of /proc/self/status), where Linux tells it.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_rss(&status)
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
 /// A channel that receives once when SIGINT or SIGTERM arrives.
 fn quit_on_signal() -> Receiver<()> {
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -619,6 +674,16 @@ mod tests {
             started_at: 0,
             answered_at: None,
             state,
+        }
+    }
+
+    #[test]
+    fn resident_memory_is_read_from_proc_status() {
+        assert_eq!(parse_vm_rss("Name:\tclinicdesk\nVmHWM:\t  35140 kB\nVmRSS:\t   17252 kB\n"), Some(17252));
+        assert_eq!(parse_vm_rss("Name:\tclinicdesk\n"), None);
+        assert_eq!(parse_vm_rss("VmRSS:\tlots\n"), None);
+        if cfg!(target_os = "linux") {
+            assert!(rss_kib().is_some_and(|k| k > 0));
         }
     }
 

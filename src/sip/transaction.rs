@@ -978,6 +978,8 @@ pub enum Command {
     Respond { id: TransactionId, response: Response },
     /// Send bytes outside any transaction (the ACK for a 2xx).
     SendStateless { peer: Peer, bytes: Vec<u8> },
+    /// How many transactions are alive, (client, server), for `clinicdesk phone`'s `stats`.
+    Count { reply: tokio::sync::oneshot::Sender<(usize, usize)> },
 }
 
 /// The UA's side of a running transaction layer.
@@ -1004,6 +1006,13 @@ impl LayerHandle {
 
     pub async fn send_stateless(&self, peer: Peer, bytes: Vec<u8>) -> Result<(), LayerStopped> {
         self.commands.send(Command::SendStateless { peer, bytes }).await.map_err(|_| LayerStopped)
+    }
+
+    /// How many transactions are alive now, (client, server) ([`TransactionLayer::len`]).
+    pub async fn count(&self) -> Result<(usize, usize), LayerStopped> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.commands.send(Command::Count { reply }).await.map_err(|_| LayerStopped)?;
+        rx.await.map_err(|_| LayerStopped)
     }
 }
 
@@ -1047,6 +1056,10 @@ pub fn run(
                     }
                     Some(Command::Respond { id, response }) => vec![(Some(id), layer.respond(id, response, Instant::now()))],
                     Some(Command::SendStateless { peer, bytes }) => vec![(None, vec![Output::Send { peer, bytes }])],
+                    Some(Command::Count { reply }) => {
+                        let _ = reply.send(layer.len());
+                        Vec::new()
+                    }
                     None => { commands_open = false; Vec::new() }
                 },
                 () = sleep_until_opt(deadline) => vec![(None, layer.poll(Instant::now()))],

@@ -245,6 +245,33 @@ pub struct IncomingTiming {
     pub handled_us: u64,
 }
 
+/// What the user agent holds right now: after a burst of calls has ended and
+/// the transactions' last timers (J, L: 64·T1 over UDP) have run out, every
+/// count is back to zero — what `clinicdesk phone`'s `stats` shows and the
+/// load test checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct UaStats {
+    /// Client transactions alive in the transaction layer.
+    pub client_transactions: usize,
+    /// Server transactions alive in the transaction layer.
+    pub server_transactions: usize,
+    /// Calls known to the user agent (ringing, talking, or being cancelled).
+    pub calls: usize,
+    /// Dialogs: the calls that have one.
+    pub dialogs: usize,
+    /// Requests of ours waiting for their answer (or lingering for a retransmitted 2xx).
+    pub pending: usize,
+    /// Timers of calls (ring timeout, auto-answer, ...) set and not yet fired or cancelled.
+    pub timers: usize,
+}
+
+impl UaStats {
+    /// Client and server transactions together.
+    pub fn transactions(&self) -> usize {
+        self.client_transactions + self.server_transactions
+    }
+}
+
 /// Why the user agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum UaError {
@@ -293,6 +320,14 @@ impl UaHandle {
         &self.timings
     }
 
+    /// What the user agent holds now (`None` when it has stopped or does
+    /// not answer within `timeout`).
+    pub fn stats(&self, timeout: Duration) -> Option<UaStats> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.internal.send(Internal::Stats(tx)).ok()?;
+        rx.recv_timeout(timeout).ok()
+    }
+
     /// Whether the user agent still runs.
     pub fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
@@ -319,6 +354,7 @@ pub(super) enum Internal {
     Command(PhoneCommand),
     Shutdown,
     Media { call_id: String, generation: u64, event: MediaEvent },
+    Stats(crossbeam_channel::Sender<UaStats>),
 }
 
 /// Starts the user agent on its own thread. Returns once the SIP socket is
@@ -474,6 +510,10 @@ pub(super) struct Ua {
     pub(super) policy: UasPolicy,
     pub(super) call_counter: u32,
     pub(super) stopping: bool,
+    /// Whether calls or transactions were seen since the freed memory was last given back.
+    busy_since_trim: bool,
+    /// `call_counter` at the last sweep (a burst over TCP can come and go between two).
+    counter_at_sweep: u32,
 }
 
 /// Resolves `host[:port]` (an IP address or a name) to a socket address.
@@ -606,6 +646,8 @@ impl Ua {
             policy,
             call_counter: 0,
             stopping: false,
+            busy_since_trim: false,
+            counter_at_sweep: 0,
         })
     }
 
@@ -637,6 +679,10 @@ impl Ua {
                 msg = internal.recv() => match msg {
                     Some(Internal::Command(c)) => self.on_command(c).await,
                     Some(Internal::Media { call_id, generation, event }) => self.on_media(&call_id, generation, event),
+                    Some(Internal::Stats(reply)) => {
+                        let stats = self.stats().await;
+                        let _ = reply.send(stats);
+                    }
                     Some(Internal::Shutdown) | None => {
                         if stop_by.is_none() {
                             self.begin_shutdown().await;
@@ -653,6 +699,18 @@ impl Ua {
         let ids: Vec<String> = self.calls.keys().cloned().collect();
         for id in ids {
             self.finish_call(&id, crate::phone::EndReason::HungUp).await;
+        }
+    }
+
+    async fn stats(&self) -> UaStats {
+        let (client_transactions, server_transactions) = self.layer.count().await.unwrap_or_default();
+        UaStats {
+            client_transactions,
+            server_transactions,
+            calls: self.calls.len(),
+            dialogs: self.calls.values().filter(|c| c.dialog.is_some()).count(),
+            pending: self.pending.len(),
+            timers: self.timer_kinds.values().filter(|t| !matches!(t, Timer::Sweep | Timer::Register { .. })).count(),
         }
     }
 
@@ -719,6 +777,7 @@ impl Ua {
                 }
                 Timer::Sweep => {
                     self.sweep();
+                    self.release_memory_when_idle().await;
                     self.schedule(Duration::from_secs(10), Timer::Sweep);
                 }
             }
@@ -731,6 +790,9 @@ impl Ua {
         super::transaction::shrink_when_idle(&mut self.pending);
         super::transaction::shrink_when_idle(&mut self.calls);
         super::transaction::shrink_when_idle(&mut self.timer_kinds);
+        // Cancelled timers stay in the heap until due (a ring timeout: minutes): drop them now.
+        let kinds = &self.timer_kinds;
+        self.timers.retain(|Reverse((_, seq))| kinds.contains_key(seq));
         if self.timers.capacity() > 64 && self.timers.len() < self.timers.capacity() / 4 {
             self.timers.shrink_to(self.timers.len() * 2);
         }
@@ -740,6 +802,26 @@ impl Ua {
             Pending::Accepted { since, .. } | Pending::Fire { since } => now.duration_since(*since) < linger,
             _ => true,
         });
+    }
+
+    /// Once a burst of calls has passed (no call, no transaction left), gives
+    /// the memory it took back to the operating system. The tables shrink
+    /// ([`Ua::sweep`], the transaction layer's poll), but glibc's malloc keeps
+    /// the pages it freed — in the arenas of the tokio workers too — so the
+    /// resident size would stay at the burst's high-water mark for good.
+    async fn release_memory_when_idle(&mut self) {
+        if self.call_counter != self.counter_at_sweep || !self.calls.is_empty() {
+            self.counter_at_sweep = self.call_counter;
+            self.busy_since_trim = true;
+            return;
+        }
+        let (clients, servers) = self.layer.count().await.unwrap_or_default();
+        if clients + servers > 0 || !self.pending.is_empty() {
+            self.busy_since_trim = true;
+        } else if self.busy_since_trim {
+            self.busy_since_trim = false;
+            release_freed_memory();
+        }
     }
 
     // ----- addresses -----
@@ -1193,6 +1275,24 @@ fn is_local_address(ip: IpAddr, bound: SocketAddr) -> bool {
     }
     std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
+
+/// Returns the heap's free pages to the operating system (glibc keeps them
+/// mapped otherwise; other allocators and systems give them back themselves).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory() {
+    unsafe extern "C" {
+        /// glibc ≥ 2.8: releases the free memory at the top of the heap and
+        /// every whole free page inside all arenas; returns 1 when it released some.
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: malloc_trim takes no pointer and works on glibc's own arenas under
+    // their locks; it is safe to call from any thread at any time.
+    let released = unsafe { malloc_trim(0) };
+    tracing::debug!(released = released == 1, "freed memory given back after a burst");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
 
 fn ack_call_id_is(ack: &[u8], call_id: &str) -> bool {
     match super::message::Message::parse(ack) {
