@@ -163,9 +163,11 @@ impl Replica {
         })
     }
 
-    /// Creates or updates a task created by `user_id`.
+    /// Creates or updates a task on behalf of `user_id` (its author when
+    /// new; in its History either way).
     pub fn save_task(&mut self, task: &TaskRecord, user_id: Option<&str>) -> Result<String> {
         self.write(|w| {
+            w.act_as(user_id)?;
             let now = w.now();
             let completed_at = (!task.status.is_open()).then_some(now);
             let columns = [

@@ -171,7 +171,9 @@ fn a_busy_operator_status_declines_calls_over_sip() {
         h.run_steps(3);
         let port = free_port();
         let run = sipp(dir.path(), port, &["-sn", "uac", &target, "-m", "1", "-d", "100"]);
-        settle(&mut h, &format!("the call ringing once the operator is free ({answer:?})"), |h| has_label(h, "Ringing"));
+        settle(&mut h, &format!("the call ringing once the operator is free ({answer:?})"), |h| {
+            has_label(h, "Ringing")
+        });
         drop(run);
         ua.shutdown();
     }
