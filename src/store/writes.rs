@@ -212,6 +212,30 @@ impl Replica {
         })
     }
 
+    /// Creates or updates a task template (the setup admin's dictionary).
+    pub fn save_task_template(&mut self, t: &TaskTemplateRecord) -> Result<String> {
+        self.write(|w| {
+            let columns = [
+                ("task_type_id", text(&t.task_type_id)),
+                ("title", text(&t.title)),
+                ("deadline_offset_min", int(t.deadline_offset_min)),
+                ("reminder_offset_min", opt_int(t.reminder_offset_min)),
+                ("responsible_role_id", opt_ref(&t.responsible_role_id)),
+            ];
+            match &t.id {
+                Some(id) => {
+                    w.update_changed("task_templates", id, &columns)?;
+                    Ok(id.clone())
+                }
+                None => {
+                    let id = new_id();
+                    w.insert("task_templates", &id, &columns)?;
+                    Ok(id)
+                }
+            }
+        })
+    }
+
     /// Creates or updates a deal; its status follows its stage's outcome.
     pub fn save_deal(&mut self, deal: &DealRecord) -> Result<String> {
         self.write(|w| {
