@@ -39,3 +39,15 @@ form-save-after-call = Зберегти можна після закінченн
 field-deal = Угода
 field-template = За шаблоном
 field-remind-before = Нагадати за, хв
+
+# Історія завдання і завдання за шаблоном
+task-history-title = Історія
+task-history-empty = Змін поки немає.
+task-history-created = створено: { $title }
+task-history-status = статус: { $from } → { $to }
+task-history-deadline = термін: { $from } → { $to }
+task-history-responsible = відповідальний: { $from } → { $to }
+task-history-title-changed = назва: { $from } → { $to }
+task-history-by-sync = інше робоче місце (синхронізація)
+task-history-shared-queue = спільна черга
+task-without-template = Без шаблону
