@@ -126,3 +126,5 @@ audit-col-changes = Fields
 audit-op-insert = created
 audit-op-update = changed
 audit-op-delete = deleted
+audit-change = { $column }: { $new } (was { $old })
+audit-change-set = { $column }: { $new }

@@ -129,3 +129,5 @@ audit-col-changes = Поля
 audit-op-insert = создание
 audit-op-update = изменение
 audit-op-delete = удаление
+audit-change = { $column }: { $new } (было: { $old })
+audit-change-set = { $column }: { $new }

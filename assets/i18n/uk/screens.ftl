@@ -130,3 +130,5 @@ audit-col-changes = Поля
 audit-op-insert = створення
 audit-op-update = зміна
 audit-op-delete = видалення
+audit-change = { $column }: { $new } (було: { $old })
+audit-change-set = { $column }: { $new }

@@ -194,11 +194,30 @@ fn entries_ui(ui: &mut egui::Ui, env: &Env<'_>, entries: &[AuditEntry]) {
                     ui.label(&e.table).on_hover_text(&e.row_id);
                 });
                 row.col(|ui| {
-                    let changes = e.describe_changes();
+                    let changes = describe(env, e);
                     ui.label(&changes).on_hover_text(format!("{} {}\n{changes}", e.table, e.row_id));
                 });
             });
         });
+}
+
+/// The changed fields, in the window's words (values as JSON).
+fn describe(env: &Env<'_>, e: &AuditEntry) -> String {
+    e.changes
+        .iter()
+        .map(|c| {
+            let column = ("column", c.column.clone());
+            match c.old {
+                serde_json::Value::Null if e.op.as_deref() == Some("insert") => {
+                    env.i18n.tr_args("audit-change-set", &[column, ("new", c.new.to_string())])
+                }
+                _ => {
+                    env.i18n.tr_args("audit-change", &[column, ("new", c.new.to_string()), ("old", c.old.to_string())])
+                }
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

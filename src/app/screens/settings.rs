@@ -222,12 +222,13 @@ impl SettingsScreen {
             }
             ui.end_row();
             for t in &env.dicts.task_templates {
-                ui.label(&t.title);
+                // The title opens the template in the editor below.
+                let open = ui.link(&t.title).on_hover_text(env.tr("action-edit")).clicked();
                 ui.label(Dictionaries::name_of(&env.dicts.task_types, Some(&t.task_type_id)).unwrap_or_default());
                 ui.label(t.deadline_offset_min.to_string());
                 ui.label(t.reminder_offset_min.map(|m| m.to_string()).unwrap_or_default());
                 ui.label(Dictionaries::name_of(&env.dicts.roles, t.responsible_role_id.as_deref()).unwrap_or_default());
-                if ui.small_button(env.tr("action-edit")).on_hover_text(&t.title).clicked() {
+                if open {
                     edit = Some(TaskTemplateForm {
                         id: Some(t.id.clone()),
                         task_type_id: Some(t.task_type_id.clone()),
@@ -251,9 +252,11 @@ impl SettingsScreen {
         }
         let Some(form) = &mut self.template else { return };
         let mut cancel = false;
-        ui.add_space(6.0);
-        egui::Frame::group(ui.style()).show(ui, |ui| {
-            ui.strong(env.tr(if form.id.is_some() { "settings-edit-template" } else { "settings-new-template" }));
+        // Over the screen, like the other editors: the list is at the end of
+        // a long page.
+        egui::Modal::new(egui::Id::new("template-editor")).show(ui.ctx(), |ui| {
+            ui.set_width(460.0);
+            ui.heading(env.tr(if form.id.is_some() { "settings-edit-template" } else { "settings-new-template" }));
             egui::Grid::new("template-form").num_columns(2).spacing([10.0, 6.0]).show(ui, |ui| {
                 let errors = &self.template_errors;
                 field_ui(ui, env, "field-title", &mut form.title, "title", errors);
