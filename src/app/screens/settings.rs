@@ -254,7 +254,7 @@ impl SettingsScreen {
         let mut cancel = false;
         // Over the screen, like the other editors: the list is at the end of
         // a long page.
-        egui::Modal::new(egui::Id::new("template-editor")).show(ui.ctx(), |ui| {
+        egui::Modal::new(egui::Id::unique("template-editor")).show(ui.ctx(), |ui| {
             ui.set_width(460.0);
             ui.heading(env.tr(if form.id.is_some() { "settings-edit-template" } else { "settings-new-template" }));
             egui::Grid::new("template-form").num_columns(2).spacing([10.0, 6.0]).show(ui, |ui| {
