@@ -375,6 +375,7 @@ fn person_card_ui(
         if ui.link(RichText::new(&p.full_name).strong()).clicked() {
             env.actions.push(Action::OpenPerson(p.id.clone()));
         }
+        super::forms::new_task_menu_ui(ui, env, Some(&p.id), None, Some(&p.full_name));
     });
     let why = enum_text(env.i18n, "phone-kind", &p.matched_phone_kind);
     ui.label(RichText::new(env.i18n.tr_args("card-why-match", &[("kind", why)])).weak());

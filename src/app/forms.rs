@@ -8,7 +8,8 @@ use super::services::{Command, LoadedForm, RecordKind};
 use super::widgets::{choice_ui, enum_ui, error_text_ui, field_ui};
 use super::{Env, Screen};
 use crate::crm::*;
-use crate::store::queries::CurrentUser;
+use crate::store::history::{TaskChange, TaskChangeKind};
+use crate::store::queries::{CurrentUser, Dictionaries, TemplateChoice};
 
 const SHORTCUT_SAVE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
 const SHORTCUT_SAVE_ENTER: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
@@ -37,6 +38,10 @@ pub struct Editor {
     call_in_progress: bool,
     /// The person's open deals, for a visit's deal picker.
     deal_choices: Vec<crate::store::queries::Choice>,
+    /// The deal a new task is for, shown read-only.
+    deal_label: Option<String>,
+    /// An existing task's History, once read.
+    history: Option<Vec<TaskChange>>,
     field_errors: Vec<FieldError>,
     error: Option<Message>,
     saving: bool,
@@ -57,6 +62,7 @@ pub fn saved_key(kind: RecordKind) -> &'static str {
         RecordKind::Visit => "status-visit-saved",
         RecordKind::Call => "status-call-recorded",
         RecordKind::Draft => "status-draft-saved",
+        RecordKind::TaskTemplate => "status-template-saved",
     }
 }
 
@@ -78,6 +84,8 @@ impl Editor {
             draft_key: None,
             call_in_progress: false,
             deal_choices: Vec::new(),
+            deal_label: None,
+            history: None,
             field_errors: Vec::new(),
             error: None,
             saving: false,
@@ -113,6 +121,48 @@ impl Editor {
             deadline: local_in(1),
             ..Default::default()
         }))
+    }
+
+    /// A new task about a person and/or a deal, filled from `template` in
+    /// one step when one is given (type, title, deadline, reminder and
+    /// responsible).
+    pub fn new_task_from(
+        person_id: Option<&str>,
+        deal_id: Option<&str>,
+        template: Option<&TemplateChoice>,
+        dicts: &Dictionaries,
+        user: Option<&CurrentUser>,
+    ) -> Editor {
+        let mut editor = Editor::new_task(person_id, user);
+        if let Form::Task(f) = &mut editor.form {
+            f.deal_id = deal_id.map(str::to_owned);
+            if let Some(t) = template {
+                apply_template(f, t, dicts, user.map(|u| u.id.as_str()));
+            }
+        }
+        editor
+    }
+
+    /// Shows which deal the record is for.
+    pub fn for_deal(mut self, deal_label: Option<String>) -> Editor {
+        self.deal_label = deal_label;
+        self
+    }
+
+    /// The task whose History this editor shows, until it is read.
+    pub fn wants_history_of(&self) -> Option<&str> {
+        match (&self.form, &self.history) {
+            (Form::Task(f), None) => f.id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn set_history(&mut self, task_id: &str, changes: Vec<TaskChange>) {
+        if let Form::Task(f) = &self.form
+            && f.id.as_deref() == Some(task_id)
+        {
+            self.history = Some(changes);
+        }
     }
 
     pub fn new_deal(person_id: Option<&str>, deal_type_id: Option<&str>) -> Editor {
@@ -289,7 +339,7 @@ impl Editor {
     }
 
     /// Draws the editor; `Close` when the operator cancelled.
-    pub fn ui(&mut self, ctx: &egui::Context, env: Env<'_>) -> Outcome {
+    pub fn ui(&mut self, ctx: &egui::Context, mut env: Env<'_>) -> Outcome {
         let mut outcome = Outcome::Open;
         // Read the form's keys before the fields do, so Esc closes the form
         // even while a field has the focus.
@@ -306,6 +356,9 @@ impl Editor {
             if let Some(label) = &self.person_label {
                 ui.label(format!("{}: {label}", env.tr("field-person")));
             }
+            if let Some(label) = &self.deal_label {
+                ui.label(format!("{}: {label}", env.tr("field-deal")));
+            }
             egui::Grid::new("editor-grid").num_columns(2).spacing([10.0, 6.0]).show(ui, |ui| {
                 let errors = &self.field_errors;
                 match &mut self.form {
@@ -318,6 +371,11 @@ impl Editor {
             });
             if let Some(error) = &self.error {
                 error_text_ui(ui, &error.text(env.i18n));
+            }
+            if let Form::Task(f) = &self.form
+                && f.id.is_some()
+            {
+                history_ui(ui, &env, self.history.as_deref());
             }
             ui.add_space(8.0);
             if self.call_in_progress {
@@ -338,6 +396,12 @@ impl Editor {
                     && ui.button(env.tr("action-open-person")).clicked()
                 {
                     env.actions.push(super::Action::Go(Screen::People));
+                }
+                // A task for this deal, from a template in one step.
+                if let Form::Deal(f) = &self.form
+                    && let Some(deal_id) = &f.id
+                {
+                    new_task_menu_ui(ui, &mut env, f.person_id.as_deref(), Some((deal_id, &f.title)), None);
                 }
             });
         });
@@ -409,10 +473,7 @@ fn task_fields_ui(ui: &mut egui::Ui, env: &Env<'_>, f: &mut TaskForm, errors: &[
     if f.template_id != before
         && let Some(t) = env.dicts.task_templates.iter().find(|t| Some(&t.id) == f.template_id.as_ref())
     {
-        f.task_type_id = Some(t.task_type_id.clone());
-        f.title = t.title.clone();
-        f.deadline = format_local_datetime(now_millis() + t.deadline_offset_min * 60_000);
-        f.remind_before = t.reminder_offset_min.map(|m| m.to_string()).unwrap_or_default();
+        apply_template(f, t, env.dicts, env.user.map(|u| u.id.as_str()));
     }
     field_ui(ui, env, "field-title", &mut f.title, "title", errors);
     choice_ui(ui, env, "field-task-type", &mut f.task_type_id, &env.dicts.task_types, "task_type", errors);
@@ -461,4 +522,97 @@ fn visit_fields_ui(
     if f.status == Some(VisitStatus::Cancelled) {
         field_ui(ui, env, "field-cancel-reason", &mut f.cancel_reason, "cancel_reason", errors);
     }
+}
+
+/// Fills a task from a template: type, title, deadline and reminder, and
+/// the responsible: `me` when I have the template's role (or it names
+/// none), otherwise the first active user who has it.
+pub fn apply_template(f: &mut TaskForm, t: &TemplateChoice, dicts: &Dictionaries, me: Option<&str>) {
+    f.template_id = Some(t.id.clone());
+    f.task_type_id = Some(t.task_type_id.clone());
+    f.title = t.title.clone();
+    f.deadline = format_local_datetime(now_millis() + t.deadline_offset_min * 60_000);
+    f.remind_before = t.reminder_offset_min.map(|m| m.to_string()).unwrap_or_default();
+    let role_of = |user: &str| dicts.user_roles.iter().find(|(u, _)| u == user).map(|(_, r)| r.as_str());
+    f.responsible_id = match &t.responsible_role_id {
+        None => me.map(str::to_owned),
+        Some(role) if me.and_then(role_of) == Some(role.as_str()) => me.map(str::to_owned),
+        Some(role) => dicts.user_roles.iter().find(|(_, r)| r == role).map(|(u, _)| u.clone()),
+    };
+}
+
+/// "New task" with the templates to start from: opens the task editor
+/// about the person and/or deal, filled in one click. Only for those who
+/// may create tasks.
+pub fn new_task_menu_ui(
+    ui: &mut egui::Ui,
+    env: &mut Env<'_>,
+    person_id: Option<&str>,
+    deal: Option<(&str, &str)>,
+    person_label: Option<&str>,
+) {
+    if !env.rights.may_save(Saving::NewTask) {
+        return;
+    }
+    // A menu is drawn only while open; its choice is collected here.
+    let mut chosen: Option<Option<&TemplateChoice>> = None;
+    ui.menu_button(env.tr("action-new-task"), |ui| {
+        for t in &env.dicts.task_templates {
+            if ui.button(&t.title).clicked() {
+                chosen = Some(Some(t));
+            }
+        }
+        ui.separator();
+        if ui.button(env.tr("task-without-template")).clicked() {
+            chosen = Some(None);
+        }
+    });
+    if let Some(template) = chosen {
+        let editor = Editor::new_task_from(person_id, deal.map(|(id, _)| id), template, env.dicts, env.user)
+            .labelled(person_label.map(str::to_owned))
+            .for_deal(deal.map(|(_, title)| title.to_owned()));
+        env.actions.push(super::Action::Edit(Box::new(editor)));
+    }
+}
+
+/// The History of a task: every change with when and who, newest last.
+fn history_ui(ui: &mut egui::Ui, env: &Env<'_>, history: Option<&[TaskChange]>) {
+    egui::CollapsingHeader::new(env.tr("task-history-title")).id_salt("task-history").show(ui, |ui| {
+        let Some(history) = history else {
+            ui.spinner();
+            return;
+        };
+        if history.is_empty() {
+            ui.label(egui::RichText::new(env.tr("task-history-empty")).weak());
+        }
+        let status = |s: &Option<TaskStatus>| match s {
+            Some(s) => super::widgets::enum_text(env.i18n, "task-status", s.code()),
+            None => "—".to_owned(),
+        };
+        let deadline = |d: &Option<Millis>| d.map(format_local_datetime).unwrap_or_else(|| "—".to_owned());
+        let person = |p: &Option<String>| p.clone().unwrap_or_else(|| env.tr("task-history-shared-queue"));
+        egui::ScrollArea::vertical().max_height(160.0).show(ui, |ui| {
+            for change in history {
+                let what = match &change.kind {
+                    TaskChangeKind::Created { title } => {
+                        env.i18n.tr_args("task-history-created", &[("title", title.clone())])
+                    }
+                    TaskChangeKind::Status { old, new } => {
+                        env.i18n.tr_args("task-history-status", &[("from", status(old)), ("to", status(new))])
+                    }
+                    TaskChangeKind::Deadline { old, new } => {
+                        env.i18n.tr_args("task-history-deadline", &[("from", deadline(old)), ("to", deadline(new))])
+                    }
+                    TaskChangeKind::Responsible { old, new } => {
+                        env.i18n.tr_args("task-history-responsible", &[("from", person(old)), ("to", person(new))])
+                    }
+                    TaskChangeKind::Title { old, new } => {
+                        env.i18n.tr_args("task-history-title-changed", &[("from", old.clone()), ("to", new.clone())])
+                    }
+                };
+                let who = change.author.clone().unwrap_or_else(|| env.tr("task-history-by-sync"));
+                ui.label(format!("{} · {who} · {what}", format_local_datetime(change.changed_at)));
+            }
+        });
+    });
 }

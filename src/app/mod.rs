@@ -62,11 +62,12 @@ pub enum Screen {
     Tasks,
     People,
     Team,
+    Audit,
     Settings,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 8] = [
+    pub const ALL: [Screen; 9] = [
         Screen::Calls,
         Screen::Missed,
         Screen::Inquiries,
@@ -74,6 +75,7 @@ impl Screen {
         Screen::Tasks,
         Screen::People,
         Screen::Team,
+        Screen::Audit,
         Screen::Settings,
     ];
 
@@ -86,6 +88,7 @@ impl Screen {
             Screen::Tasks => "nav-tasks",
             Screen::People => "nav-people",
             Screen::Team => "nav-team",
+            Screen::Audit => "nav-audit",
             Screen::Settings => "nav-settings",
         }
     }
@@ -100,6 +103,7 @@ impl Screen {
             Screen::People => Key::Num6,
             Screen::Settings => Key::Num7,
             Screen::Team => Key::Num8,
+            Screen::Audit => Key::Num9,
         };
         KeyboardShortcut::new(Modifiers::ALT, key)
     }
@@ -189,6 +193,7 @@ pub struct ClinicApp {
     calls: screens::calls::CallsScreen,
     missed: screens::missed::MissedScreen,
     team: screens::team::TeamScreen,
+    audit: screens::audit::AuditScreen,
     /// What this operator is doing now.
     my_status: OperatorStatus,
     phone: calls::Calls,
@@ -241,6 +246,7 @@ impl ClinicApp {
             calls: Default::default(),
             missed: Default::default(),
             team: Default::default(),
+            audit: Default::default(),
             my_status: OperatorStatus::Free,
             phone: {
                 let mut phone = calls::Calls::default();
@@ -367,9 +373,24 @@ impl ClinicApp {
                     if let Some(person_id) = editor.wants_deals_of() {
                         services.query(Query::OpenDeals { person_id: person_id.to_owned() });
                     }
+                    if let Some(task_id) = editor.wants_history_of() {
+                        services.query(Query::TaskHistory { task_id: task_id.to_owned() });
+                    }
                     self.editor = Some(editor);
                 }
                 Event::Form(None) => self.notices.push(Message::new("err-record-gone")),
+                Event::Saved { kind: services::RecordKind::TaskTemplate, .. } => {
+                    if let Some(sync) = &self.sync {
+                        sync.nudge();
+                    }
+                    // The templates' editor and every task form read them anew.
+                    services.query(Query::Dictionaries);
+                    self.settings_screen.template_saved();
+                    self.status = Some((Message::new("status-template-saved"), Instant::now()));
+                }
+                Event::SaveFailed { kind: services::RecordKind::TaskTemplate, error } => {
+                    self.settings_screen.template_failed(error)
+                }
                 Event::Saved { kind, id } => {
                     if let Some(sync) = &self.sync {
                         sync.nudge();
@@ -438,6 +459,12 @@ impl ClinicApp {
                     }
                 }
                 Event::Conflicts(list) => self.conflicts = Some(list),
+                Event::TaskHistory { task_id, changes } => {
+                    if let Some(editor) = &mut self.editor {
+                        editor.set_history(&task_id, changes);
+                    }
+                }
+                Event::Audit { seq, result } => self.audit.set_result(seq, result),
                 Event::OpenDeals { person_id, deals } => {
                     if let Some(editor) = &mut self.editor {
                         editor.set_deal_choices(&person_id, deals);
@@ -675,6 +702,7 @@ impl ClinicApp {
                     Screen::Tasks => self.tasks.ui(ui, &mut env),
                     Screen::People => self.people.ui(ui, &mut env),
                     Screen::Team => self.team.ui(ui, &mut env),
+                    Screen::Audit => self.audit.ui(ui, &mut env, self.settings.database_url.as_deref()),
                     Screen::Settings => {
                         return self.settings_screen.ui(ui, &mut env, &mut self.settings, self.settings_writable);
                     }
@@ -735,6 +763,8 @@ impl ClinicApp {
     fn apply(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
+                // Its shortcut does nothing for those who may not see it.
+                Action::Go(Screen::Audit) if !allowed(Screen::Audit, &self.rights) => {}
                 Action::Go(screen) => {
                     if screen == Screen::People && self.screen != Screen::People {
                         self.people.focus_search();
@@ -822,12 +852,22 @@ fn apply_settings_change(
     }
 }
 
+/// Screens shown only with a right: the team (supervisors, the head) and
+/// the audit trail (the clinic head).
+fn allowed(screen: Screen, rights: &Rights) -> bool {
+    match screen {
+        Screen::Team => screens::team::TeamScreen::allowed(rights),
+        Screen::Audit => rights.has(Right::ViewAudit),
+        _ => true,
+    }
+}
+
 fn nav_ui(ui: &mut egui::Ui, env: &mut Env<'_>, current: Screen) {
     ui.add_space(6.0);
     ui.heading("ClinicDesk");
     ui.add_space(8.0);
     for screen in Screen::ALL {
-        if screen == Screen::Team && !screens::team::TeamScreen::allowed(env.rights) {
+        if !allowed(screen, env.rights) {
             continue;
         }
         let label = env.tr(screen.title_key());

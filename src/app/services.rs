@@ -15,8 +15,10 @@ use super::message::Message;
 use crate::crm::*;
 use crate::settings::{LocalSettings, secrets};
 use crate::store::calls::{FinishedCall, MissedCallRow, RecordedCall, drafts, missed_calls, visit_booked_since};
+use crate::store::history::TaskChange;
 use crate::store::queries::{self, *};
 use crate::store::{Replica, forms, search};
+use crate::sync::audit::{AuditEntry, AuditQuery};
 
 /// A list the window pages through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,6 +83,10 @@ pub enum Query {
     },
     /// Sync conflicts not yet acknowledged.
     Conflicts,
+    /// What changed in a task, when and by whom (its editor's History).
+    TaskHistory {
+        task_id: String,
+    },
 }
 
 /// A record to open in its editor.
@@ -151,6 +157,8 @@ pub enum Command {
     },
     /// The operator has seen a sync conflict (the server's value stands).
     AcknowledgeConflict(i64),
+    /// The setup admin saves a task template.
+    SaveTaskTemplate(TaskTemplateRecord),
 }
 
 /// What was saved.
@@ -163,6 +171,7 @@ pub enum RecordKind {
     Visit,
     Call,
     Draft,
+    TaskTemplate,
 }
 
 /// An answer or a report from a service.
@@ -232,6 +241,15 @@ pub enum Event {
     TeamChanged,
     Conflicts(Vec<crate::sync::Conflict>),
     MissedCalls(Vec<MissedCallRow>),
+    TaskHistory {
+        task_id: String,
+        changes: Vec<TaskChange>,
+    },
+    /// The server's audit trail, or why it could not be read.
+    Audit {
+        seq: u64,
+        result: Result<Vec<AuditEntry>, Message>,
+    },
     /// A read failed (the replica may be damaged).
     ReadFailed(Message),
 }
@@ -240,6 +258,7 @@ pub enum Event {
 pub struct Services {
     queries: Sender<Query>,
     commands: Sender<Command>,
+    audit: Sender<AuditRequest>,
     events: Receiver<Event>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -256,10 +275,14 @@ impl Services {
         let events = Notifier { tx: event_tx.clone(), ctx: repaint.clone() };
         threads.push(spawn("clinicdesk-writer", move || writer_loop(replica, settings_path, command_rx, events)));
 
-        let events = Notifier { tx: event_tx, ctx: repaint };
+        let events = Notifier { tx: event_tx.clone(), ctx: repaint.clone() };
         threads.push(spawn("clinicdesk-reader", move || reader_loop(&replica_path, query_rx, events)));
 
-        Services { queries: query_tx, commands: command_tx, events: event_rx, threads }
+        let (audit_tx, audit_rx) = unbounded::<AuditRequest>();
+        let events = Notifier { tx: event_tx, ctx: repaint };
+        threads.push(spawn("clinicdesk-audit", move || audit_loop(audit_rx, events)));
+
+        Services { queries: query_tx, commands: command_tx, audit: audit_tx, events: event_rx, threads }
     }
 
     pub fn query(&self, query: Query) {
@@ -271,6 +294,12 @@ impl Services {
         let _ = self.commands.send(command);
     }
 
+    /// Reads the clinic database's audit trail on the audit thread (it
+    /// waits for the network); answered by [`Event::Audit`] with `seq`.
+    pub fn audit(&self, seq: u64, database_url: String, query: AuditQuery) {
+        let _ = self.audit.send(AuditRequest { seq, database_url, query });
+    }
+
     /// The events that arrived since the last frame.
     pub fn drain(&self) -> impl Iterator<Item = Event> + '_ {
         self.events.try_iter()
@@ -280,6 +309,7 @@ impl Services {
     pub fn shutdown(self) {
         drop(self.queries);
         drop(self.commands);
+        drop(self.audit);
         for t in self.threads {
             let _ = t.join();
         }
@@ -303,6 +333,25 @@ impl Notifier {
         if self.tx.send(event).is_ok() {
             self.ctx.request_repaint();
         }
+    }
+}
+
+/// One read of the audit trail.
+struct AuditRequest {
+    seq: u64,
+    database_url: String,
+    query: AuditQuery,
+}
+
+fn audit_loop(requests: Receiver<AuditRequest>, events: Notifier) {
+    while let Ok(first) = requests.recv() {
+        // Only the newest question is worth the network.
+        let request = requests.try_iter().last().unwrap_or(first);
+        let result = crate::sync::audit::read(&request.database_url, &request.query).map_err(|e| match e {
+            crate::sync::SyncError::NotAllowed(detail) => Message::new("audit-refused").with("detail", detail),
+            other => Message::new("audit-failed").with("detail", other),
+        });
+        events.send(Event::Audit { seq: request.seq, result });
     }
 }
 
@@ -390,6 +439,10 @@ fn answer(conn: &rusqlite::Connection, query: Query) -> crate::store::Result<Eve
             let rows = queries::user_rights(conn, &user_id)?;
             Event::UserRights { user_id, rows }
         }
+        Query::TaskHistory { task_id } => {
+            let changes = crate::store::history::task_history(conn, &task_id)?;
+            Event::TaskHistory { task_id, changes }
+        }
         Query::OpenDeals { person_id } => {
             let deals = queries::open_deals_of(conn, &person_id)?;
             Event::OpenDeals { person_id, deals }
@@ -421,6 +474,7 @@ fn writer_loop(mut replica: Replica, settings_path: PathBuf, commands: Receiver<
             }
             Command::SaveDeal(d) => saved(RecordKind::Deal, replica.save_deal(&d)),
             Command::SaveVisit(v) => saved(RecordKind::Visit, replica.save_visit(&v)),
+            Command::SaveTaskTemplate(t) => saved(RecordKind::TaskTemplate, replica.save_task_template(&t)),
             Command::SaveSettings(s) => match s.save(&settings_path) {
                 Ok(()) => Event::SettingsSaved,
                 Err(e) => Event::SettingsFailed(Message::from(&e)),
@@ -482,6 +536,7 @@ fn saving(command: &Command) -> Option<(RecordKind, Saving)> {
         Command::SaveTask { .. } => (RecordKind::Task, Saving::Task),
         Command::SaveDeal(_) => (RecordKind::Deal, Saving::Deal),
         Command::SaveVisit(_) => (RecordKind::Visit, Saving::Visit),
+        Command::SaveTaskTemplate(_) => (RecordKind::TaskTemplate, Saving::TaskTemplate),
         _ => return None,
     })
 }
@@ -547,5 +602,48 @@ mod tests {
         let conn = rusqlite::Connection::open(dir.path().join("r.sqlite")).unwrap();
         let n: i64 = conn.query_row("SELECT count(*) FROM inquiries", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0);
+    }
+
+    /// Task templates are the setup admin's: an operator's window that
+    /// sent one anyway is refused, and nothing is written or queued.
+    #[test]
+    fn the_writer_refuses_a_template_without_the_dictionaries_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut replica = Replica::open(&dir.path().join("r.sqlite")).unwrap();
+        let opts = crate::demo::DemoOptions { patients: 5, calls: 5, seed: 1, now: now_millis() };
+        crate::demo::generate(&mut replica, &opts, &mut |_| {}).unwrap();
+        let task_type: String =
+            replica.conn().query_row("SELECT id FROM task_types LIMIT 1", [], |r| r.get(0)).unwrap();
+        let count = |conn: &rusqlite::Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM task_templates", [], |r| r.get(0)).unwrap()
+        };
+        let before = count(replica.conn());
+        let services = Services::start(replica, dir.path().join("settings.toml"), egui::Context::default());
+        let template = TaskTemplateForm {
+            task_type_id: Some(task_type),
+            title: "Напомнить о вакцинации".into(),
+            deadline_offset_min: "60".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        services.command(Command::SetRights(RoleCode::Operator.default_rights()));
+        services.command(Command::SaveTaskTemplate(template.clone()));
+        match next_event(&services) {
+            Event::SaveFailed { kind: RecordKind::TaskTemplate, error } => {
+                assert_eq!(error.key, "err-no-right-to-save")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        services.command(Command::SetRights(RoleCode::Admin.default_rights()));
+        services.command(Command::SaveTaskTemplate(template));
+        assert!(matches!(next_event(&services), Event::Saved { kind: RecordKind::TaskTemplate, .. }));
+        services.shutdown();
+        let conn = rusqlite::Connection::open(dir.path().join("r.sqlite")).unwrap();
+        assert_eq!(count(&conn), before + 1, "only the admin's save is kept");
+        let queued: i64 = conn
+            .query_row("SELECT count(*) FROM outbox WHERE table_name = 'task_templates'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(queued, 1, "queued for sync in the same transaction");
     }
 }

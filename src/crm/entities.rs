@@ -345,6 +345,69 @@ impl TaskForm {
     }
 }
 
+/// The setup admin's form of a task template.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TaskTemplateForm {
+    pub id: Option<String>,
+    pub task_type_id: Option<String>,
+    pub title: String,
+    /// Minutes from creation to the deadline.
+    pub deadline_offset_min: String,
+    /// Minutes before the deadline to remind; empty for no reminder.
+    pub reminder_offset_min: String,
+    /// The role whose member gets the task; none: whoever creates it.
+    pub responsible_role_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskTemplateRecord {
+    pub id: Option<String>,
+    pub task_type_id: String,
+    pub title: String,
+    pub deadline_offset_min: i64,
+    pub reminder_offset_min: Option<i64>,
+    pub responsible_role_id: Option<String>,
+}
+
+/// Whole minutes from 0 up to a year, as typed.
+fn minutes(text: &str, field: &'static str, errors: &mut Vec<FieldError>) -> Option<i64> {
+    match text.trim().parse::<i64>() {
+        Ok(m) if (0..=366 * 24 * 60).contains(&m) => Some(m),
+        _ => {
+            errors.push(FieldError::new(field, "err-minutes").arg("input", text.trim()));
+            None
+        }
+    }
+}
+
+impl TaskTemplateForm {
+    pub fn validate(&self) -> Result<TaskTemplateRecord, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.title.trim().is_empty() {
+            errors.push(FieldError::new("title", "err-title-required"));
+        }
+        if self.task_type_id.is_none() {
+            errors.push(FieldError::new("task_type", "err-task-type-required"));
+        }
+        let deadline = minutes(&self.deadline_offset_min, "deadline_offset", &mut errors);
+        let reminder = match self.reminder_offset_min.trim() {
+            "" => None,
+            text => minutes(text, "reminder_offset", &mut errors),
+        };
+        match (errors.is_empty(), deadline, &self.task_type_id) {
+            (true, Some(deadline_offset_min), Some(task_type_id)) => Ok(TaskTemplateRecord {
+                id: self.id.clone(),
+                task_type_id: task_type_id.clone(),
+                title: self.title.trim().to_string(),
+                deadline_offset_min,
+                reminder_offset_min: reminder,
+                responsible_role_id: self.responsible_role_id.clone(),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// The deal form.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DealForm {

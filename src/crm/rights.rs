@@ -142,6 +142,8 @@ pub enum Saving {
     Task,
     Deal,
     Visit,
+    /// Task types' templates: the setup admin's dictionaries.
+    TaskTemplate,
 }
 
 impl Rights {
@@ -156,6 +158,7 @@ impl Rights {
             Saving::Task => self.has(EditTasks) || self.has(WorkTasks),
             Saving::Deal => self.has(EditDeals),
             Saving::Visit => self.has(EditVisits),
+            Saving::TaskTemplate => self.has(EditDictionaries),
         }
     }
 }
@@ -209,6 +212,11 @@ mod tests {
         let mut work_only = Rights::default();
         work_only.apply(Right::WorkTasks, true);
         assert!(work_only.may_save(Saving::Task) && !work_only.may_save(Saving::NewTask));
+        // Templates are the setup admin's (and the head's, who has every right).
+        assert!(RoleCode::Admin.default_rights().may_save(Saving::TaskTemplate));
+        assert!(RoleCode::Head.default_rights().may_save(Saving::TaskTemplate));
+        assert!(!RoleCode::Operator.default_rights().may_save(Saving::TaskTemplate));
+        assert!(!RoleCode::Supervisor.default_rights().may_save(Saving::TaskTemplate));
     }
 
     #[test]

@@ -202,6 +202,15 @@ pub fn snooze(replica: &mut Replica, task_id: &str) -> crate::store::Result<()> 
 /// Marks a task done (from the notification's "Done").
 pub fn complete(replica: &mut Replica, task_id: &str) -> crate::store::Result<()> {
     replica.write(|w| {
+        // Notices are only of the user's own tasks: its responsible clicked.
+        let responsible: Option<String> = rusqlite::OptionalExtension::optional(w.tx().query_row(
+            "SELECT responsible_id FROM tasks WHERE id = ?",
+            [task_id],
+            |r| r.get::<_, Option<String>>(0),
+        ))
+        .map_err(crate::store::StoreError::from)?
+        .flatten();
+        w.act_as(responsible.as_deref())?;
         let now = w.now();
         w.update_changed(
             "tasks",

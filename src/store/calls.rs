@@ -52,6 +52,8 @@ impl Replica {
     pub fn record_call(&mut self, call: &FinishedCall) -> Result<RecordedCall> {
         let deadline_min = self.missed_call_deadline_min()?;
         self.write(|w| {
+            // The rules' tasks (a call-back created, or closed) are the operator's doing.
+            w.act_as(call.operator_id.as_deref())?;
             let call_id = call.id.clone().unwrap_or_else(new_id);
             let person_id = match &call.person_id {
                 Some(id) => Some(id.clone()),

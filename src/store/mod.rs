@@ -8,6 +8,7 @@
 pub mod calls;
 pub mod card;
 pub mod forms;
+pub mod history;
 mod migrate;
 pub mod queries;
 pub mod search;
@@ -145,8 +146,12 @@ impl Replica {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| StoreError::about(&path, e))?;
-        let mut writer = Writer { tx, tx_id: new_id(), now: now_millis() };
+        let mut writer = Writer { tx, tx_id: new_id(), now: now_millis(), acting: false };
         let value = f(&mut writer)?;
+        if writer.acting {
+            // The author is for this transaction's triggers only.
+            writer.tx.execute("DELETE FROM write_author", []).map_err(|e| StoreError::about(&path, e))?;
+        }
         writer.tx.commit().map_err(|e| StoreError::about(&path, e))?;
         Ok(value)
     }
@@ -187,11 +192,22 @@ pub struct Writer<'a> {
     tx: Transaction<'a>,
     tx_id: String,
     now: Millis,
+    /// `write_author` holds a user for this transaction.
+    acting: bool,
 }
 
 impl Writer<'_> {
     pub fn now(&self) -> Millis {
         self.now
+    }
+
+    /// Names the user this transaction writes for, so the triggers that
+    /// keep local histories (a task's History) record who changed what.
+    /// Changes that arrive by sync have no author here.
+    pub fn act_as(&mut self, user_id: Option<&str>) -> Result<()> {
+        self.tx.execute("INSERT OR REPLACE INTO write_author (id, user_id) VALUES (1, ?)", [user_id])?;
+        self.acting = true;
+        Ok(())
     }
 
     pub fn tx(&self) -> &Transaction<'_> {

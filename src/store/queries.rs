@@ -483,6 +483,8 @@ pub struct TemplateChoice {
     pub task_type_id: String,
     pub deadline_offset_min: i64,
     pub reminder_offset_min: Option<i64>,
+    /// The role whose member gets the task; none: whoever creates it.
+    pub responsible_role_id: Option<String>,
 }
 
 /// Everything the forms' pickers offer, loaded once.
@@ -496,6 +498,10 @@ pub struct Dictionaries {
     pub stages: Vec<StageChoice>,
     pub users: Vec<Choice>,
     pub doctors: Vec<Choice>,
+    pub roles: Vec<Choice>,
+    /// (user id, role id) of every active user, to find who a template's
+    /// task goes to.
+    pub user_roles: Vec<(String, String)>,
 }
 
 impl Dictionaries {
@@ -515,8 +521,8 @@ pub fn dictionaries(conn: &Connection) -> Result<Dictionaries> {
     Ok(Dictionaries {
         task_templates: {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, title, task_type_id, deadline_offset_min, reminder_offset_min FROM task_templates
-                 WHERE deleted_at IS NULL ORDER BY title",
+                "SELECT id, title, task_type_id, deadline_offset_min, reminder_offset_min, responsible_role_id
+                 FROM task_templates WHERE deleted_at IS NULL ORDER BY title",
             )?;
             stmt.query_map([], |r| {
                 Ok(TemplateChoice {
@@ -525,6 +531,7 @@ pub fn dictionaries(conn: &Connection) -> Result<Dictionaries> {
                     task_type_id: r.get(2)?,
                     deadline_offset_min: r.get(3)?,
                     reminder_offset_min: r.get(4)?,
+                    responsible_role_id: r.get(5)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?
@@ -546,6 +553,13 @@ pub fn dictionaries(conn: &Connection) -> Result<Dictionaries> {
             "SELECT u.id, u.full_name || coalesce(' (' || u.specialty || ')', '') FROM users u JOIN roles r ON r.id = u.role_id
              WHERE r.code = 'doctor' AND u.deleted_at IS NULL AND u.active = 1 ORDER BY u.full_name",
         )?,
+        roles: choices(conn, "SELECT id, name FROM roles WHERE deleted_at IS NULL ORDER BY name")?,
+        user_roles: {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, role_id FROM users WHERE deleted_at IS NULL AND active = 1 ORDER BY full_name",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+        },
     })
 }
 

@@ -163,9 +163,11 @@ impl Replica {
         })
     }
 
-    /// Creates or updates a task created by `user_id`.
+    /// Creates or updates a task on behalf of `user_id` (its author when
+    /// new; in its History either way).
     pub fn save_task(&mut self, task: &TaskRecord, user_id: Option<&str>) -> Result<String> {
         self.write(|w| {
+            w.act_as(user_id)?;
             let now = w.now();
             let completed_at = (!task.status.is_open()).then_some(now);
             let columns = [
@@ -204,6 +206,30 @@ impl Replica {
                         ("completed_at", opt_int(completed_at)),
                     ]);
                     w.insert("tasks", &id, &all)?;
+                    Ok(id)
+                }
+            }
+        })
+    }
+
+    /// Creates or updates a task template (the setup admin's dictionary).
+    pub fn save_task_template(&mut self, t: &TaskTemplateRecord) -> Result<String> {
+        self.write(|w| {
+            let columns = [
+                ("task_type_id", text(&t.task_type_id)),
+                ("title", text(&t.title)),
+                ("deadline_offset_min", int(t.deadline_offset_min)),
+                ("reminder_offset_min", opt_int(t.reminder_offset_min)),
+                ("responsible_role_id", opt_ref(&t.responsible_role_id)),
+            ];
+            match &t.id {
+                Some(id) => {
+                    w.update_changed("task_templates", id, &columns)?;
+                    Ok(id.clone())
+                }
+                None => {
+                    let id = new_id();
+                    w.insert("task_templates", &id, &columns)?;
                     Ok(id)
                 }
             }

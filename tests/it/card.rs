@@ -16,7 +16,7 @@ use super::harness::demo_profile;
 
 /// Rings the window from `from` (to the clinic number `did`), with the card
 /// the user agent looks up.
-fn ring(end: &PhoneEnd, replica: &Path, call_id: &str, from: &str, did: Option<&str>) {
+pub(super) fn ring(end: &PhoneEnd, replica: &Path, call_id: &str, from: &str, did: Option<&str>) {
     let conn = rusqlite::Connection::open(replica).unwrap();
     let number = caller_number(from, Country::Ru);
     let card = caller_card(&conn, &number, did, now_millis()).unwrap();
@@ -29,13 +29,13 @@ fn ring(end: &PhoneEnd, replica: &Path, call_id: &str, from: &str, did: Option<&
     });
 }
 
-fn one(replica: &Path, sql: &str) -> String {
+pub(super) fn one(replica: &Path, sql: &str) -> String {
     let conn = rusqlite::Connection::open(replica).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 /// A number only one person has, with their name.
-fn single_owner(replica: &Path) -> (String, String) {
+pub(super) fn single_owner(replica: &Path) -> (String, String) {
     let conn = rusqlite::Connection::open(replica).unwrap();
     conn.query_row(
         "SELECT ph.phone_e164, p.last_name || ' ' || p.first_name || CASE WHEN p.middle_name = '' THEN '' ELSE ' ' || p.middle_name END

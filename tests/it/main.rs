@@ -15,5 +15,6 @@ mod sip;
 mod softphone;
 mod sync;
 mod sync_window;
+mod tasks_ui;
 mod team;
 mod window;

@@ -494,3 +494,71 @@ fn workstations_sync_what_their_user_may_see_and_the_server_follows_the_heads_ri
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("new password"));
     assert!(Db::connect(&op_url).is_err());
 }
+
+/// The head's audit screen reads the clinic database's change log on its
+/// own thread: a change made by an operator shows with who made it, and
+/// the search by user leaves only theirs.
+#[test]
+fn the_heads_audit_screen_shows_who_changed_what_and_filters_by_user() {
+    use egui::accesskit::Role;
+    use egui_kittest::kittest::Queryable;
+
+    use super::gui::{app_on, harness, has_text, settle, type_into};
+
+    let clinic = Clinic::start();
+    let (op_login, op_id) = clinic.login_of(RoleCode::Operator);
+    let (head_login, head_id) = clinic.login_of(RoleCode::Head);
+    let (op_url, head_url) = (clinic.url_of(op_login), clinic.url_of(head_login));
+    let write_inquiry = |profile: &std::path::Path, user: &str, note: &str| {
+        Replica::open(&replica_path(profile))
+            .unwrap()
+            .write(|w| {
+                w.insert(
+                    "inquiries",
+                    &clinicdesk::crm::new_id(),
+                    &[
+                        ("source", text("walk_in")),
+                        ("status", text("new")),
+                        ("operator_id", text(user)),
+                        ("note", text(note)),
+                        ("created_at", int(w.now())),
+                    ],
+                )
+            })
+            .unwrap();
+    };
+    let b = tempfile::tempdir().unwrap();
+    sync_once(b.path(), &op_url);
+    write_inquiry(b.path(), op_id, "аудит-окно-оператор");
+    assert!(sync_once(b.path(), &op_url).contains("0 rejected"));
+    let a = clinic.head_profile.path();
+    sync_once(a, &head_url);
+    write_inquiry(a, head_id, "аудит-окно-руководитель");
+    assert!(sync_once(a, &head_url).contains("0 rejected"));
+
+    super::tasks_ui::sign_in(a, head_login, Some(&head_url));
+    let mut h = harness(app_on(a));
+    settle(&mut h, "the head's navigation", |h| h.query_by_role_and_label(Role::Button, "Audit").is_some());
+    h.get_by_role_and_label(Role::Button, "Audit").click();
+    settle(&mut h, "both changes with who made them", |h| {
+        has_text(h, "аудит-окно-оператор") && has_text(h, "аудит-окно-руководитель") && has_text(h, op_login)
+    });
+    type_into(&mut h, "User", op_login);
+    h.get_by_role_and_label(Role::Button, "Search").click();
+    settle(&mut h, "only the operator's", |h| {
+        has_text(h, "аудит-окно-оператор") && !has_text(h, "аудит-окно-руководитель")
+    });
+    assert!(has_text(&h, &format!("{op_login} (")), "the login and the user's name");
+
+    // The same window for a workstation whose user has no audit.view on
+    // the server (the operator's login, a head in the local replica): the
+    // server's refusal is shown, not an empty list.
+    drop(h);
+    super::tasks_ui::sign_in(a, head_login, Some(&op_url));
+    let mut h = harness(app_on(a));
+    settle(&mut h, "the head's navigation", |h| h.query_by_role_and_label(Role::Button, "Audit").is_some());
+    h.key_press_modifiers(egui::Modifiers::ALT, egui::Key::Num9);
+    settle(&mut h, "the refusal", |h| {
+        has_text(h, "The clinic database refused to show the audit trail") && has_text(h, "ask the clinic head")
+    });
+}

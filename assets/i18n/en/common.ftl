@@ -120,3 +120,4 @@ conflicts-none = No conflicts.
 conflict-yours = You wrote: { $value }
 conflict-server = The clinic database kept: { $value }
 conflict-acknowledge = Understood
+status-template-saved = Task template saved

@@ -34,3 +34,4 @@ err-no-keyring = No keyring is available to keep the password (no Secret Service
 err-keyring = The keyring refused to keep the password: { $detail }
 err-no-right-to-save = You do not have the right to save this. Ask the clinic head for it.
 err-remind-before = “{ $input }” is not a number of minutes; enter 0 to 10080, or leave it empty for no reminder.
+err-minutes = “{ $input }” is not a number of minutes; enter a whole number from 0 to 527040.

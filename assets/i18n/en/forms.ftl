@@ -39,3 +39,15 @@ form-save-after-call = Save after the call ends.
 field-deal = Deal
 field-template = From a template
 field-remind-before = Remind, min before
+
+# A task's history and tasks from templates
+task-history-title = History
+task-history-empty = No changes recorded yet.
+task-history-created = created: { $title }
+task-history-status = status: { $to } (was { $from })
+task-history-deadline = deadline: { $to } (was { $from })
+task-history-responsible = responsible: { $to } (was { $from })
+task-history-title-changed = title: { $to } (was { $from })
+task-history-by-sync = another workstation (by sync)
+task-history-shared-queue = the shared queue
+task-without-template = Without a template

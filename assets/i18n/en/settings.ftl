@@ -26,3 +26,14 @@ unavailable-busy = answered busy
 unavailable-dnd = not put through (do not disturb)
 setting-sip-ca-file = Clinic CA file (TLS)
 setting-sip-ca-file-hint = PEM file; empty: the system's authorities only
+
+# Task templates (the setup admin's)
+settings-templates = Task templates
+settings-templates-hint = A template fills a new task's type, title, deadline, reminder and responsible in one click, for the whole clinic.
+settings-edit-template = Edit the template
+settings-new-template = New template
+action-new-template = New template
+action-save-template = Save the template
+field-deadline-offset = Deadline, min after creation
+field-reminder-offset = Remind, min before the deadline
+field-role = Responsible role

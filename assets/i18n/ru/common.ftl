@@ -121,3 +121,4 @@ conflicts-none = Конфликтов нет.
 conflict-yours = Вы записали: { $value }
 conflict-server = В базе клиники осталось: { $value }
 conflict-acknowledge = Понятно
+status-template-saved = Шаблон задачи сохранён

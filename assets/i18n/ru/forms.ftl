@@ -39,3 +39,15 @@ form-save-after-call = Сохранить можно после окончани
 field-deal = Сделка
 field-template = По шаблону
 field-remind-before = Напомнить за, мин
+
+# История задачи и задачи по шаблону
+task-history-title = История
+task-history-empty = Изменений пока нет.
+task-history-created = создана: { $title }
+task-history-status = статус: { $to } (было: { $from })
+task-history-deadline = срок: { $to } (было: { $from })
+task-history-responsible = ответственный: { $to } (было: { $from })
+task-history-title-changed = название: { $to } (было: { $from })
+task-history-by-sync = другое рабочее место (синхронизация)
+task-history-shared-queue = общая очередь
+task-without-template = Без шаблона

@@ -26,3 +26,14 @@ unavailable-busy = получают «занято»
 unavailable-dnd = не поступают (не беспокоить)
 setting-sip-ca-file = Файл УЦ клиники (TLS)
 setting-sip-ca-file-hint = PEM-файл; пусто: только системные центры
+
+# Шаблоны задач (настраивает администратор)
+settings-templates = Шаблоны задач
+settings-templates-hint = Шаблон одним щелчком заполняет тип, название, срок, напоминание и ответственного новой задачи — для всей клиники.
+settings-edit-template = Изменить шаблон
+settings-new-template = Новый шаблон
+action-new-template = Новый шаблон
+action-save-template = Сохранить шаблон
+field-deadline-offset = Срок, мин после создания
+field-reminder-offset = Напомнить, мин до срока
+field-role = Роль ответственного

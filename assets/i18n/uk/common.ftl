@@ -121,3 +121,4 @@ conflicts-none = Конфліктів немає.
 conflict-yours = Ви записали: { $value }
 conflict-server = У базі клініки залишилося: { $value }
 conflict-acknowledge = Зрозуміло
+status-template-saved = Шаблон завдання збережено

@@ -39,3 +39,15 @@ form-save-after-call = Зберегти можна після закінченн
 field-deal = Угода
 field-template = За шаблоном
 field-remind-before = Нагадати за, хв
+
+# Історія завдання і завдання за шаблоном
+task-history-title = Історія
+task-history-empty = Змін поки немає.
+task-history-created = створено: { $title }
+task-history-status = статус: { $to } (було: { $from })
+task-history-deadline = термін: { $to } (було: { $from })
+task-history-responsible = відповідальний: { $to } (було: { $from })
+task-history-title-changed = назва: { $to } (було: { $from })
+task-history-by-sync = інше робоче місце (синхронізація)
+task-history-shared-queue = спільна черга
+task-without-template = Без шаблону

@@ -26,3 +26,14 @@ unavailable-busy = отримують «зайнято»
 unavailable-dnd = не надходять (не турбувати)
 setting-sip-ca-file = Файл ЦС клініки (TLS)
 setting-sip-ca-file-hint = PEM-файл; порожньо: лише системні центри
+
+# Шаблони завдань (налаштовує адміністратор)
+settings-templates = Шаблони завдань
+settings-templates-hint = Шаблон одним клацанням заповнює тип, назву, термін, нагадування й відповідального нового завдання — для всієї клініки.
+settings-edit-template = Змінити шаблон
+settings-new-template = Новий шаблон
+action-new-template = Новий шаблон
+action-save-template = Зберегти шаблон
+field-deadline-offset = Термін, хв після створення
+field-reminder-offset = Нагадати, хв до терміну
+field-role = Роль відповідального

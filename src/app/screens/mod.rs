@@ -1,5 +1,6 @@
 //! One module per screen of the navigation bar.
 
+pub mod audit;
 pub mod calls;
 pub mod deals;
 pub mod inquiries;

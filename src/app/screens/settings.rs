@@ -4,17 +4,23 @@
 use egui::RichText;
 
 use crate::app::services::{Command, Query, Services};
-use crate::app::widgets::{WARNING, enum_text};
-use crate::app::{Env, SettingsChange};
-use crate::crm::Country;
+use crate::app::widgets::{WARNING, choice_ui, enum_text, error_text_ui, field_ui};
+use crate::app::{Env, Message, SettingsChange};
+use crate::crm::{Country, FieldError, Right, TaskTemplateForm};
 use crate::i18n::Language;
 use crate::settings::{LocalSettings, SipTransport, UnavailableAnswer};
+use crate::store::queries::Dictionaries;
 
 #[derive(Default)]
 pub struct SettingsScreen {
     devices: Option<(Vec<String>, Vec<String>)>,
     devices_asked: bool,
     password: String,
+    /// The task template being edited (the setup admin's).
+    template: Option<TaskTemplateForm>,
+    template_errors: Vec<FieldError>,
+    template_error: Option<Message>,
+    template_saving: bool,
 }
 
 impl SettingsScreen {
@@ -28,6 +34,17 @@ impl SettingsScreen {
 
     pub fn set_devices(&mut self, inputs: Vec<String>, outputs: Vec<String>) {
         self.devices = Some((inputs, outputs));
+    }
+
+    pub fn template_saved(&mut self) {
+        self.template = None;
+        self.template_saving = false;
+        self.template_error = None;
+    }
+
+    pub fn template_failed(&mut self, error: Message) {
+        self.template_saving = false;
+        self.template_error = Some(error);
     }
 
     /// Draws the settings; returns what must be persisted.
@@ -179,11 +196,104 @@ impl SettingsScreen {
                 ui.end_row();
             });
             ui.label(RichText::new(env.tr("setting-sip-password-hint")).weak());
+            // The clinic's task templates: a global setting, the setup admin's.
+            if env.rights.has(Right::EditDictionaries) {
+                ui.add_space(10.0);
+                self.templates_ui(ui, env);
+            }
         });
         if dirty && change.is_none() {
             change = Some(SettingsChange::Save);
         }
         change
+    }
+}
+
+impl SettingsScreen {
+    fn templates_ui(&mut self, ui: &mut egui::Ui, env: &mut Env<'_>) {
+        ui.strong(env.tr("settings-templates"));
+        ui.label(RichText::new(env.tr("settings-templates-hint")).weak());
+        let mut edit = None;
+        egui::Grid::new("templates").striped(true).num_columns(5).spacing([12.0, 4.0]).show(ui, |ui| {
+            for key in
+                ["field-title", "field-task-type", "field-deadline-offset", "field-reminder-offset", "field-role"]
+            {
+                ui.label(RichText::new(env.tr(key)).weak());
+            }
+            ui.end_row();
+            for t in &env.dicts.task_templates {
+                // The title opens the template in the editor below.
+                let open = ui.link(&t.title).on_hover_text(env.tr("action-edit")).clicked();
+                ui.label(Dictionaries::name_of(&env.dicts.task_types, Some(&t.task_type_id)).unwrap_or_default());
+                ui.label(t.deadline_offset_min.to_string());
+                ui.label(t.reminder_offset_min.map(|m| m.to_string()).unwrap_or_default());
+                ui.label(Dictionaries::name_of(&env.dicts.roles, t.responsible_role_id.as_deref()).unwrap_or_default());
+                if open {
+                    edit = Some(TaskTemplateForm {
+                        id: Some(t.id.clone()),
+                        task_type_id: Some(t.task_type_id.clone()),
+                        title: t.title.clone(),
+                        deadline_offset_min: t.deadline_offset_min.to_string(),
+                        reminder_offset_min: t.reminder_offset_min.map(|m| m.to_string()).unwrap_or_default(),
+                        responsible_role_id: t.responsible_role_id.clone(),
+                    });
+                }
+                ui.end_row();
+            }
+        });
+        if self.template.is_none() && ui.button(env.tr("action-new-template")).clicked() {
+            edit = Some(TaskTemplateForm { deadline_offset_min: "60".into(), ..Default::default() });
+        }
+        if let Some(form) = edit {
+            self.template = Some(form);
+            self.template_errors.clear();
+            self.template_error = None;
+            self.template_saving = false;
+        }
+        let Some(form) = &mut self.template else { return };
+        let mut cancel = false;
+        // Over the screen, like the other editors: the list is at the end of
+        // a long page.
+        egui::Modal::new(egui::Id::unique("template-editor")).show(ui.ctx(), |ui| {
+            ui.set_width(460.0);
+            ui.heading(env.tr(if form.id.is_some() { "settings-edit-template" } else { "settings-new-template" }));
+            egui::Grid::new("template-form").num_columns(2).spacing([10.0, 6.0]).show(ui, |ui| {
+                let errors = &self.template_errors;
+                field_ui(ui, env, "field-title", &mut form.title, "title", errors);
+                choice_ui(
+                    ui,
+                    env,
+                    "field-task-type",
+                    &mut form.task_type_id,
+                    &env.dicts.task_types,
+                    "task_type",
+                    errors,
+                );
+                field_ui(ui, env, "field-deadline-offset", &mut form.deadline_offset_min, "deadline_offset", errors);
+                field_ui(ui, env, "field-reminder-offset", &mut form.reminder_offset_min, "reminder_offset", errors);
+                choice_ui(ui, env, "field-role", &mut form.responsible_role_id, &env.dicts.roles, "", errors);
+            });
+            if let Some(error) = &self.template_error {
+                error_text_ui(ui, &error.text(env.i18n));
+            }
+            ui.horizontal(|ui| {
+                if ui.add_enabled(!self.template_saving, egui::Button::new(env.tr("action-save-template"))).clicked() {
+                    match form.validate() {
+                        Ok(record) => {
+                            self.template_errors.clear();
+                            self.template_error = None;
+                            self.template_saving = true;
+                            env.services.command(Command::SaveTaskTemplate(record));
+                        }
+                        Err(errors) => self.template_errors = errors,
+                    }
+                }
+                cancel = ui.button(env.tr("action-cancel")).clicked();
+            });
+        });
+        if cancel {
+            self.template = None;
+        }
     }
 }
 
