@@ -516,18 +516,23 @@ impl Ua {
         }
     }
 
-    pub(super) async fn answer(&mut self, call_id: &str) {
+    /// Answers a ringing call. `hold_others`: the operator took a waiting
+    /// call, so the one they were talking on goes on hold first (not so for
+    /// auto-answer, which takes every call as it comes).
+    pub(super) async fn answer(&mut self, call_id: &str, hold_others: bool) {
         let Some(call) = self.calls.get(call_id) else { return };
         if call.state != CallState::Ringing {
             return;
         }
-        // Call waiting: the call the operator was talking on goes on hold first.
-        let talking: Vec<String> = self
-            .calls
-            .iter()
-            .filter(|(id, c)| id.as_str() != call_id && c.state == CallState::Active && !c.held)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let talking: Vec<String> = if !hold_others {
+            Vec::new()
+        } else {
+            self.calls
+                .iter()
+                .filter(|(id, c)| id.as_str() != call_id && c.state == CallState::Active && !c.held)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
         for other in talking {
             self.hold(&other, true).await;
         }

@@ -767,7 +767,7 @@ impl Ua {
                         self.register(self.cfg.register_expires).await;
                     }
                 }
-                Timer::AutoAnswer { call_id } => self.answer(&call_id).await,
+                Timer::AutoAnswer { call_id } => self.answer(&call_id, false).await,
                 Timer::RingTimeout { call_id } => self.ring_timeout(&call_id).await,
                 Timer::ReInviteRetry { call_id, hold } => self.hold(&call_id, hold).await,
                 Timer::CancelGiveUp { call_id } => {
@@ -1219,7 +1219,7 @@ impl Ua {
     async fn on_command(&mut self, command: PhoneCommand) {
         match command {
             PhoneCommand::Dial { number } => self.dial(&number).await,
-            PhoneCommand::Answer { call_id } => self.answer(&call_id).await,
+            PhoneCommand::Answer { call_id } => self.answer(&call_id, true).await,
             PhoneCommand::Reject { call_id } => self.reject(&call_id, 486).await,
             PhoneCommand::Hangup { call_id } => self.hangup(&call_id).await,
             PhoneCommand::Hold { call_id } => self.hold(&call_id, true).await,

@@ -88,9 +88,15 @@ impl Display {
     pub fn start() -> Display {
         let xvfb = require("Xvfb", "xvfb");
         for n in 90..140 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+            // A lock whose server is gone (killed by an earlier run) is stale: Xvfb takes it over.
+            let lock = std::fs::read_to_string(format!("/tmp/.X{n}-lock")).ok();
+            let held = lock
+                .and_then(|pid| pid.trim().parse::<u32>().ok())
+                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if held {
                 continue;
             }
+            let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
             let name = format!(":{n}");
             let mut peer = Peer::spawn(
                 "Xvfb",

@@ -1402,7 +1402,8 @@ fn behind_nat_the_public_address_is_used() {
 fn a_second_call_waits_or_is_busy() {
     let dir = tempfile::tempdir().unwrap();
     for waiting in [true, false] {
-        let mut args = vec!["--listen", "127.0.0.1:0", "--auto-answer"];
+        // The operator answers by command: taking the waiting call holds the first.
+        let mut args = vec!["--listen", "127.0.0.1:0"];
         if !waiting {
             args.push("--no-call-waiting");
         }
@@ -1413,6 +1414,7 @@ fn a_second_call_waits_or_is_busy() {
         let file = scenario(if waiting { "uac_wait_hold_bye.xml" } else { "uac_wait_bye.xml" });
         let first = sipp(dir.path(), first_port, &["-sf", &file, &target, "-m", "1", "-key", "caller", "203"]);
         let one = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
+        phone.send(&format!("answer {one}"));
         phone.call_event("answered", &one);
         let second_port = free_port();
         if waiting {
@@ -1421,6 +1423,7 @@ fn a_second_call_waits_or_is_busy() {
             let two = phone.event("incoming");
             assert_eq!(two["from"], "204");
             let two = two["call_id"].as_str().unwrap().to_owned();
+            phone.send(&format!("answer {two}"));
             phone.call_event("answered", &two);
             // Answering the waiting call put the first on hold.
             phone.call_event("held", &one);
