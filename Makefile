@@ -53,6 +53,8 @@ bench: deps-build
 	cargo bench --bench store
 	cargo bench --bench sip_parse
 	cargo bench --bench media
+	cargo bench --bench call_latency
+	cargo bench --bench peer_delay
 
 fmt:
 	cargo fmt --all
