@@ -219,7 +219,9 @@ fn big_replica(exe: &Path) -> PathBuf {
         std::fs::create_dir_all(&dir).expect("bench-data dir");
         eprintln!("generating the 200k/1M replica (once) …");
         let status = Command::new(exe)
-            .args(["demo-data", "--patients", "200000", "--calls", "1000000", "--seed", "1", "--out"])
+            // The same clinic benches/store.rs generates (seed and moment).
+            .args(["demo-data", "--patients", "200000", "--calls", "1000000", "--seed", "42"])
+            .args(["--now", "2026-11-18T07:46:40Z", "--out"])
             .arg(&path)
             .status()
             .expect("run clinicdesk demo-data");

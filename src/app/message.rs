@@ -37,6 +37,10 @@ impl From<&StoreError> for Message {
                 .with("path", path.display())
                 .with("found", found)
                 .with("supported", supported),
+            StoreError::Outdated { path, found, supported } => Message::new("err-replica-outdated")
+                .with("path", path.display())
+                .with("found", found)
+                .with("supported", supported),
             StoreError::Corrupt { path, detail } => {
                 Message::new("err-replica-corrupt").with("path", path.display()).with("detail", detail)
             }

@@ -42,6 +42,11 @@ pub enum StoreError {
     )]
     FromTheFuture { path: PathBuf, found: i64, supported: i64 },
     #[error(
+        "{path} has the older schema version {found} (this ClinicDesk uses {supported}) and was opened read-only, \
+         so it was not upgraded. Open it once for writing (start ClinicDesk or run `clinicdesk check` on it)."
+    )]
+    Outdated { path: PathBuf, found: i64, supported: i64 },
+    #[error(
         "{path} is damaged ({detail}). It was left untouched; restore it from a backup, or move it away and \
          let ClinicDesk download a fresh replica from the clinic server."
     )]
@@ -108,8 +113,11 @@ impl Replica {
         let replica = Replica { conn, path: path.to_owned() };
         migrate::check_identity(&replica.conn, path)?;
         let found = migrate::user_version(&replica.conn, path)?;
-        if found != SCHEMA_VERSION {
+        if found > SCHEMA_VERSION {
             return Err(StoreError::FromTheFuture { path: path.to_owned(), found, supported: SCHEMA_VERSION });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::Outdated { path: path.to_owned(), found, supported: SCHEMA_VERSION });
         }
         replica.configure(true)?;
         Ok(replica)

@@ -21,6 +21,7 @@ err-cancel-reason = A cancelled visit needs the reason.
 err-replica-not-database = { $path } is not a ClinicDesk database (not an SQLite file at all). It was left untouched: move it away, or start with another profile (--profile).
 err-replica-foreign = { $path } is a database of another program, not a ClinicDesk replica. It was left untouched: start with another profile (--profile).
 err-replica-future = { $path } was written by a newer ClinicDesk (schema { $found }; this one knows up to { $supported }). It was left untouched: update ClinicDesk to open it.
+err-replica-outdated = { $path } has the older schema { $found } (this ClinicDesk uses { $supported }) and was opened read-only, so it was not upgraded: start ClinicDesk on it once, or run `clinicdesk check`.
 err-replica-corrupt = { $path } is damaged ({ $detail }). It was left untouched: restore it from a backup, or move it away and let ClinicDesk download a fresh copy from the clinic server.
 err-profile-readonly = ClinicDesk cannot write to { $path } ({ $detail }). Fix the permissions of the profile directory or start with another one (--profile).
 err-profile-nohome = There is no home directory for the profile. Start with --profile DIR.

@@ -25,6 +25,7 @@ err-cancel-reason = Для отменённого визита укажите п
 err-replica-not-database = { $path } — не база ClinicDesk (и вообще не файл SQLite). Файл не тронут: уберите его или запустите с другим профилем (--profile).
 err-replica-foreign = { $path } — база другой программы, а не копия ClinicDesk. Файл не тронут: запустите с другим профилем (--profile).
 err-replica-future = { $path } записан более новой версией ClinicDesk (схема { $found }, эта версия знает до { $supported }). Файл не тронут: обновите ClinicDesk.
+err-replica-outdated = { $path } имеет старую схему { $found } (эта версия ClinicDesk использует { $supported }) и открыт только для чтения, поэтому не обновлён: запустите ClinicDesk на нём один раз или выполните `clinicdesk check`.
 err-replica-corrupt = { $path } повреждён ({ $detail }). Файл не тронут: восстановите его из резервной копии или уберите, и ClinicDesk загрузит свежую копию с сервера клиники.
 err-profile-readonly = ClinicDesk не может писать в { $path } ({ $detail }). Исправьте права на каталог профиля или запустите с другим (--profile).
 err-profile-nohome = Нет домашнего каталога для профиля. Запустите с --profile КАТАЛОГ.

@@ -25,6 +25,7 @@ err-cancel-reason = Для скасованого візиту вкажіть п
 err-replica-not-database = { $path } — не база ClinicDesk (і взагалі не файл SQLite). Файл не змінено: приберіть його або запустіть з іншим профілем (--profile).
 err-replica-foreign = { $path } — база іншої програми, а не копія ClinicDesk. Файл не змінено: запустіть з іншим профілем (--profile).
 err-replica-future = { $path } записано новішою версією ClinicDesk (схема { $found }, ця версія знає до { $supported }). Файл не змінено: оновіть ClinicDesk.
+err-replica-outdated = { $path } має стару схему { $found } (ця версія ClinicDesk використовує { $supported }) і відкрито лише для читання, тож не оновлено: запустіть ClinicDesk на ньому один раз або виконайте `clinicdesk check`.
 err-replica-corrupt = { $path } пошкоджено ({ $detail }). Файл не змінено: відновіть його з резервної копії або приберіть, і ClinicDesk завантажить свіжу копію з сервера клініки.
 err-profile-readonly = ClinicDesk не може писати в { $path } ({ $detail }). Виправте права на каталог профілю або запустіть з іншим (--profile).
 err-profile-nohome = Немає домашнього каталогу для профілю. Запустіть з --profile КАТАЛОГ.
