@@ -1022,36 +1022,44 @@ fn sha256_hex(text: &str) -> String {
     sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A registrar challenging with SHA-256 (sipp): the phone answers with the right digest,
-/// registers, and removes its binding on quit.
+/// A registrar challenging with MD5, then one with SHA-256 (sipp): the phone
+/// answers each with the right digest, registers, and removes its binding on quit.
 #[test]
-fn registration_answers_a_sha256_challenge() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let run = sipp(dir.path(), port, &["-sf", &scenario("registrar_sha256.xml"), "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let server = format!("127.0.0.1:{port}");
-    let mut phone = Phone::start_with(
-        dir.path(),
-        &["--server", &server, "--user", "100", "--listen", "127.0.0.1:0", "--expires", "60"],
-        &[("CLINICDESK_SIP_PASSWORD", "secret100")],
-    );
-    assert_eq!(phone.event("registered")["account"], format!("100@{server}"));
-    assert!(phone.quit().success());
-    assert_sipp_passed(run, dir.path(), port);
+fn registration_answers_md5_and_sha256_challenges() {
+    for (file, algorithm) in [("registrar_md5.xml", "MD5"), ("registrar_sha256.xml", "SHA-256")] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let run = sipp(dir.path(), port, &["-sf", &scenario(file), "-m", "1"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let server = format!("127.0.0.1:{port}");
+        let mut phone = Phone::start_with(
+            dir.path(),
+            &["--server", &server, "--user", "100", "--listen", "127.0.0.1:0", "--expires", "60"],
+            &[("CLINICDESK_SIP_PASSWORD", "secret100")],
+        );
+        assert_eq!(phone.event("registered")["account"], format!("100@{server}"));
+        assert!(phone.quit().success());
+        assert_sipp_passed(run, dir.path(), port);
 
-    let trace = sipp_messages(dir.path(), port);
-    let authorization = trace
-        .lines()
-        .find_map(|l| l.strip_prefix("Authorization:"))
-        .unwrap_or_else(|| panic!("no Authorization in:\n{trace}"));
-    let p = digest_params(authorization);
-    assert_eq!(p["algorithm"], "SHA-256");
-    assert_eq!((p["username"].as_str(), p["realm"].as_str(), p["qop"].as_str()), ("100", "clinic.example", "auth"));
-    let ha1 = sha256_hex("100:clinic.example:secret100");
-    let ha2 = sha256_hex(&format!("REGISTER:{}", p["uri"]));
-    let expected = sha256_hex(&format!("{ha1}:{}:{}:{}:auth:{ha2}", p["nonce"], p["nc"], p["cnonce"]));
-    assert_eq!(p["response"], expected, "{authorization}");
+        let trace = sipp_messages(dir.path(), port);
+        let authorization = trace
+            .lines()
+            .find_map(|l| l.strip_prefix("Authorization:"))
+            .unwrap_or_else(|| panic!("no Authorization in:\n{trace}"));
+        let p = digest_params(authorization);
+        assert_eq!(p["algorithm"], algorithm);
+        assert_eq!((p["username"].as_str(), p["realm"].as_str(), p["qop"].as_str()), ("100", "clinic.example", "auth"));
+        let hash = |text: &str| if algorithm == "MD5" { md5_hex(text) } else { sha256_hex(text) };
+        let ha1 = hash("100:clinic.example:secret100");
+        let ha2 = hash(&format!("REGISTER:{}", p["uri"]));
+        let expected = hash(&format!("{ha1}:{}:{}:{}:auth:{ha2}", p["nonce"], p["nc"], p["cnonce"]));
+        assert_eq!(p["response"], expected, "{authorization}");
+    }
+}
+
+fn md5_hex(text: &str) -> String {
+    use md5::Digest;
+    md5::Md5::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A call through kamailio with baresip: each side hears the other's tone, and DTMF
