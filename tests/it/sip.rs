@@ -225,8 +225,25 @@ impl Drop for Program {
 }
 
 /// A UDP port free right now on 127.0.0.1.
+/// Taken below the kernel's ephemeral range (32768 and up): the sockets that
+/// bind port 0 meanwhile (RTP of hundreds of calls in the load test, the
+/// phones) can never grab it between this check and the peer binding it.
+/// Each pick is free for UDP and TCP now, and not handed out twice.
 pub(super) fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 500) * 40;
+    loop {
+        // Ten apart: sipp binds a few ports above its media port (RTP, RTCP, video).
+        let step = NEXT.fetch_add(10, Ordering::Relaxed);
+        let port = (12_000 + (offset + step) % 20_000) as u16;
+        let free = UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
 }
 
 /// The path of a scenario of ours under tests/it/sipp/.
@@ -831,7 +848,8 @@ impl Baresip {
         std::fs::create_dir_all(&recordings).unwrap();
         let sip_port = free_port();
         let ctrl_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let rtp = 20_000 + (free_port() % 20_000) / 2 * 2;
+        // Its RTP ports below those free_port hands out (and below the ephemeral ones).
+        let rtp = 2_000 + (free_port() - 12_000) / 10 % 180 * 50;
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\nsip_trans_def udp\n\
              audio_source aufile,{}\naudio_player alsa,null\naudio_alert alsa,null\nausrc_srate 8000\n\
