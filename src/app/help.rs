@@ -5,7 +5,7 @@ use crate::i18n::I18n;
 /// Every shortcut of the window, by what it does.
 pub const SHORTCUTS: &[(&str, &str)] = &[
     ("F1", "help-toggle"),
-    ("Alt+1 … Alt+7", "help-screens"),
+    ("Alt+1 … Alt+9", "help-screens"),
     ("Ctrl+F", "help-search"),
     ("Ctrl+N", "help-new-inquiry"),
     ("Ctrl+T", "help-new-task"),

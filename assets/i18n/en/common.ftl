@@ -46,7 +46,7 @@ fatal-title = ClinicDesk cannot open this workstation's data
 
 help-title = Keyboard shortcuts
 help-toggle = Show or hide this list
-help-screens = Calls, Inquiries, Deals, Tasks, People, Settings
+help-screens = Calls, Missed calls, Inquiries, Deals, Tasks, People, Settings, Team, Audit (those you may see)
 help-search = Find a person
 help-new-inquiry = New inquiry (for the open person)
 help-new-task = New task (for the open person)
