@@ -505,13 +505,10 @@ pub fn start_phone(settings: &LocalSettings, replica: &std::path::Path, demo: bo
         // The keyring is not asked for an account that is not there.
         UaConfig::for_workstation(settings, replica.clone(), None)
     } else {
-        let account = format!("{}@{}", settings.sip.username.trim(), settings.sip.server.trim());
-        let password = std::env::var("CLINICDESK_SIP_PASSWORD").ok().filter(|p| !p.is_empty()).or_else(|| {
-            crate::settings::secrets::load(&crate::settings::secrets::Secret::Sip { account })
-                .map_err(|e| tracing::warn!(error = %e, "the SIP password cannot be read from the keyring"))
-                .ok()
-                .flatten()
-        });
+        let password = crate::settings::secrets::sip_password(&settings.sip.label())
+            .map_err(|e| tracing::warn!(error = %e, "the SIP password cannot be read from the keyring"))
+            .ok()
+            .flatten();
         UaConfig::for_workstation(settings, replica.clone(), password)
     };
     let config = match config {

@@ -846,7 +846,7 @@ fn apply_settings_change(
             }
         }
         SettingsChange::SipPassword(password) => {
-            let account = format!("{}@{}", settings.sip.username, settings.sip.server);
+            let account = settings.sip.label();
             services.command(Command::StoreSipPassword { account, password });
         }
     }

@@ -109,6 +109,14 @@ impl Default for SipAccount {
     }
 }
 
+impl SipAccount {
+    /// `user@server` (trimmed): how the account is named in events and
+    /// which keyring entry holds its password.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.username.trim(), self.server.trim())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SipTransport {

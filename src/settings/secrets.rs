@@ -45,6 +45,17 @@ pub fn store(secret: &Secret, password: &str) -> Result<(), SecretError> {
     secret.entry()?.set_password(password).map_err(SecretError::from_keyring)
 }
 
+/// The SIP password of `account` (`user@server`): `CLINICDESK_SIP_PASSWORD`
+/// when set, else the keyring's; `Ok(None)` when neither has one.
+pub fn sip_password(account: &str) -> Result<Option<String>, SecretError> {
+    if let Ok(p) = std::env::var("CLINICDESK_SIP_PASSWORD")
+        && !p.is_empty()
+    {
+        return Ok(Some(p));
+    }
+    load(&Secret::Sip { account: account.to_owned() })
+}
+
 /// `Ok(None)` when the keyring works but holds no such password.
 pub fn load(secret: &Secret) -> Result<Option<String>, SecretError> {
     match secret.entry()?.get_password() {

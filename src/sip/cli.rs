@@ -29,7 +29,6 @@ use anyhow::{Context, bail};
 use crossbeam_channel::{Receiver, select};
 
 use super::sdp::Codec;
-use super::transport::Transport;
 use super::ua::{self, AccountConfig, AudioChoice, UaConfig, WhenInCall};
 use crate::crm::{CallDirection, CallResult, Millis, now_millis};
 use crate::phone::{Availability, EndReason, PhoneCommand, PhoneEvent, PhoneLink};
@@ -128,12 +127,7 @@ pub struct PhoneArgs {
 
 /// The password: `CLINICDESK_SIP_PASSWORD`, else the keyring (`None` when neither has one).
 fn sip_password(account: &str) -> anyhow::Result<Option<String>> {
-    if let Ok(p) = std::env::var("CLINICDESK_SIP_PASSWORD")
-        && !p.is_empty()
-    {
-        return Ok(Some(p));
-    }
-    secrets::load(&secrets::Secret::Sip { account: account.to_owned() }).with_context(|| {
+    secrets::sip_password(account).with_context(|| {
         format!(
             "no SIP password for {account}: set CLINICDESK_SIP_PASSWORD, or keep it with \
              `clinicdesk password set --kind sip --account {account}`"
@@ -171,17 +165,12 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
                  or --listen IP:PORT to take calls without a registrar"
             );
         }
-        let transport = match sip.transport {
-            SipTransport::Udp => Transport::Udp,
-            SipTransport::Tcp => Transport::Tcp,
-            SipTransport::Tls => Transport::Tls,
-        };
-        UaConfig { transport, country: settings.country, replica, ..UaConfig::default() }
+        UaConfig { transport: sip.transport.into(), country: settings.country, replica, ..UaConfig::default() }
     } else {
         if sip.username.trim().is_empty() {
             bail!("no SIP user: set [sip] username in settings.toml or pass --user");
         }
-        let label = format!("{}@{}", sip.username.trim(), sip.server.trim());
+        let label = sip.label();
         UaConfig::for_workstation(&settings, replica, sip_password(&label)?)?
     };
     cfg.audio = if args.devices {

@@ -198,13 +198,7 @@ impl UaConfig {
         if username.is_empty() {
             return Err(UaError::NoUser);
         }
-        let account = format!("{username}@{server}");
-        let password = password.filter(|p| !p.is_empty()).ok_or(UaError::NoPassword { account })?;
-        let transport = match sip.transport {
-            SipTransport::Udp => Transport::Udp,
-            SipTransport::Tcp => Transport::Tcp,
-            SipTransport::Tls => Transport::Tls,
-        };
+        let password = password.filter(|p| !p.is_empty()).ok_or(UaError::NoPassword { account: sip.label() })?;
         Ok(UaConfig {
             account: Some(AccountConfig {
                 server: server.to_owned(),
@@ -213,7 +207,7 @@ impl UaConfig {
                 password,
                 display_name: sip.display_name.trim().to_owned(),
             }),
-            transport,
+            transport: sip.transport.into(),
             tls_ca: sip.ca_file.clone(),
             country: settings.country,
             replica,
@@ -269,6 +263,16 @@ impl UaStats {
     /// Client and server transactions together.
     pub fn transactions(&self) -> usize {
         self.client_transactions + self.server_transactions
+    }
+}
+
+impl From<SipTransport> for Transport {
+    fn from(t: SipTransport) -> Transport {
+        match t {
+            SipTransport::Udp => Transport::Udp,
+            SipTransport::Tcp => Transport::Tcp,
+            SipTransport::Tls => Transport::Tls,
+        }
     }
 }
 
