@@ -130,6 +130,12 @@ impl Phone {
         }
     }
 
+    /// Dials `target` and returns the call id of its `dialing` event.
+    fn dial(&mut self, target: &str) -> String {
+        self.send(&format!("dial {target}"));
+        self.event("dialing")["call_id"].as_str().expect("the call id").to_owned()
+    }
+
     /// The next event named `name`.
     fn event(&mut self, name: &str) -> Value {
         self.wait(name, |e| e["event"] == name)
@@ -264,6 +270,15 @@ pub(super) fn sipp(dir: &Path, port: u16, args: &[&str]) -> Program {
         .args(["-message_file", &format!("sipp-{port}.msg"), "-trace_err", "-error_file", &format!("sipp-{port}.err")])
         .args(args);
     Program::spawn("sipp", dir, &mut cmd)
+}
+
+/// A sipp that waits for the phone (its call or REGISTER; the scenario in `args`), on a port of its
+/// own, given time to listen before it is dialled.
+fn sipp_waiting(dir: &Path, args: &[&str]) -> (u16, Program) {
+    let port = free_port();
+    let run = sipp(dir, port, args);
+    std::thread::sleep(Duration::from_millis(300));
+    (port, run)
 }
 
 /// sipp's message trace (what it sent and received).
@@ -553,9 +568,7 @@ fn sipp_calls_the_phone_which_answers() {
 fn the_phone_calls_sipp_and_hangs_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut phone = Phone::start(dir.path(), &["--listen", "127.0.0.1:0"]);
-    let port = free_port();
-    let run = sipp(dir.path(), port, &["-sn", "uas", "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let (port, run) = sipp_waiting(dir.path(), &["-sn", "uas", "-m", "1"]);
     phone.send(&format!("dial sip:service@127.0.0.1:{port}"));
     let dialing = phone.event("dialing");
     let id = dialing["call_id"].as_str().unwrap().to_owned();
@@ -575,11 +588,8 @@ fn the_phone_calls_sipp_and_hangs_up() {
 fn the_callee_hangs_up_on_the_phone() {
     let dir = tempfile::tempdir().unwrap();
     let mut phone = Phone::start(dir.path(), &["--listen", "127.0.0.1:0"]);
-    let port = free_port();
-    let run = sipp(dir.path(), port, &["-sf", &scenario("uas_bye.xml"), "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    phone.send(&format!("dial service@127.0.0.1:{port}"));
-    let id = phone.event("dialing")["call_id"].as_str().unwrap().to_owned();
+    let (port, run) = sipp_waiting(dir.path(), &["-sf", &scenario("uas_bye.xml"), "-m", "1"]);
+    let id = phone.dial(&format!("service@127.0.0.1:{port}"));
     phone.call_event("answered", &id);
     let ended = phone.call_event("ended", &id);
     assert_eq!(ended["reason"], "hung_up");
@@ -611,11 +621,8 @@ fn calls_are_cancelled_while_ringing() {
     let dir = tempfile::tempdir().unwrap();
     let mut phone = Phone::start(dir.path(), &["--listen", "127.0.0.1:0"]);
 
-    let port = free_port();
-    let run = sipp(dir.path(), port, &["-sf", &scenario("uas_cancel.xml"), "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    phone.send(&format!("dial sip:service@127.0.0.1:{port}"));
-    let id = phone.event("dialing")["call_id"].as_str().unwrap().to_owned();
+    let (port, run) = sipp_waiting(dir.path(), &["-sf", &scenario("uas_cancel.xml"), "-m", "1"]);
+    let id = phone.dial(&format!("sip:service@127.0.0.1:{port}"));
     phone.call_event("ringing", &id);
     phone.send("hangup");
     assert_eq!(phone.call_event("ended", &id)["reason"], "not_answered");
@@ -1052,9 +1059,7 @@ fn sha256_hex(text: &str) -> String {
 fn registration_answers_md5_and_sha256_challenges() {
     for (file, algorithm) in [("registrar_md5.xml", "MD5"), ("registrar_sha256.xml", "SHA-256")] {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let run = sipp(dir.path(), port, &["-sf", &scenario(file), "-m", "1"]);
-        std::thread::sleep(Duration::from_millis(300));
+        let (port, run) = sipp_waiting(dir.path(), &["-sf", &scenario(file), "-m", "1"]);
         let server = format!("127.0.0.1:{port}");
         let mut phone = Phone::start_with(
             dir.path(),
@@ -1144,11 +1149,8 @@ fn tones_and_dtmf_both_ways_with_opus() {
 fn hold_and_resume_by_reinvite() {
     let dir = tempfile::tempdir().unwrap();
     let mut phone = Phone::start(dir.path(), &["--listen", "127.0.0.1:0"]);
-    let port = free_port();
-    let run = sipp(dir.path(), port, &["-sf", &scenario("uas_hold.xml"), "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    phone.send(&format!("dial sip:service@127.0.0.1:{port}"));
-    let id = phone.event("dialing")["call_id"].as_str().unwrap().to_owned();
+    let (port, run) = sipp_waiting(dir.path(), &["-sf", &scenario("uas_hold.xml"), "-m", "1"]);
+    let id = phone.dial(&format!("sip:service@127.0.0.1:{port}"));
     phone.call_event("answered", &id);
     phone.send("hold");
     phone.call_event("held", &id);
@@ -1182,11 +1184,8 @@ fn the_peer_holds_by_reinvite_and_resumes_by_update() {
 fn blind_transfer_by_refer() {
     let dir = tempfile::tempdir().unwrap();
     let mut phone = Phone::start(dir.path(), &["--listen", "127.0.0.1:0"]);
-    let port = free_port();
-    let run = sipp(dir.path(), port, &["-sf", &scenario("uas_refer.xml"), "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    phone.send(&format!("dial sip:service@127.0.0.1:{port}"));
-    let id = phone.event("dialing")["call_id"].as_str().unwrap().to_owned();
+    let (port, run) = sipp_waiting(dir.path(), &["-sf", &scenario("uas_refer.xml"), "-m", "1"]);
+    let id = phone.dial(&format!("sip:service@127.0.0.1:{port}"));
     phone.call_event("answered", &id);
     phone.send(&format!("transfer 201@127.0.0.1:{port}"));
     let transferred = phone.call_event("transferred", &id);
@@ -1480,11 +1479,8 @@ fn a_second_call_waits_or_is_busy() {
 fn early_media_before_the_answer() {
     let dir = tempfile::tempdir().unwrap();
     let mut phone = Phone::start(dir.path(), &["--listen", "127.0.0.1:0"]);
-    let port = free_port();
-    let run = sipp(dir.path(), port, &["-sf", &scenario("uas_early_media.xml"), "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    phone.send(&format!("dial sip:announcement@127.0.0.1:{port}"));
-    let id = phone.event("dialing")["call_id"].as_str().unwrap().to_owned();
+    let (port, run) = sipp_waiting(dir.path(), &["-sf", &scenario("uas_early_media.xml"), "-m", "1"]);
+    let id = phone.dial(&format!("sip:announcement@127.0.0.1:{port}"));
     phone.call_event("ringing", &id);
     phone.call_event("answered", &id);
     phone.send("hangup");
@@ -1527,11 +1523,8 @@ fn calls_over_tcp() {
     assert_eq!(phone.call_event("ended", &id)["reason"], "hung_up");
     assert_sipp_passed(run, dir.path(), port);
 
-    let port = free_port();
-    let run = sipp(dir.path(), port, &["-sn", "uas", "-t", "t1", "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    phone.send(&format!("dial sip:service@127.0.0.1:{port};transport=tcp"));
-    let id = phone.event("dialing")["call_id"].as_str().unwrap().to_owned();
+    let (port, run) = sipp_waiting(dir.path(), &["-sn", "uas", "-t", "t1", "-m", "1"]);
+    let id = phone.dial(&format!("sip:service@127.0.0.1:{port};transport=tcp"));
     phone.call_event("answered", &id);
     phone.send("hangup");
     assert_eq!(phone.call_event("ended", &id)["reason"], "hung_up");
@@ -1548,17 +1541,13 @@ fn attended_transfer_with_replaces() {
     let mut phone = Phone::start(dir.path(), &["--listen", "127.0.0.1:0"]);
     let caller_port = free_port();
     let caller = sipp(dir.path(), caller_port, &["-sf", &scenario("uas_refer_replaces.xml"), "-m", "1"]);
-    let target_port = free_port();
-    let target = sipp(dir.path(), target_port, &["-sn", "uas", "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let (target_port, target) = sipp_waiting(dir.path(), &["-sn", "uas", "-m", "1"]);
 
-    phone.send(&format!("dial sip:caller@127.0.0.1:{caller_port}"));
-    let a = phone.event("dialing")["call_id"].as_str().unwrap().to_owned();
+    let a = phone.dial(&format!("sip:caller@127.0.0.1:{caller_port}"));
     phone.call_event("answered", &a);
     phone.send("hold");
     phone.call_event("held", &a);
-    phone.send(&format!("dial sip:target@127.0.0.1:{target_port}"));
-    let b = phone.event("dialing")["call_id"].as_str().unwrap().to_owned();
+    let b = phone.dial(&format!("sip:target@127.0.0.1:{target_port}"));
     phone.call_event("answered", &b);
     phone.send(&format!("transfer {b}"));
     assert_eq!(phone.call_event("transferred", &a)["target"], "target");
@@ -1595,9 +1584,7 @@ fn a_wrong_password_is_reported() {
 fn the_phone_follows_a_transfer() {
     let dir = tempfile::tempdir().unwrap();
     let mut phone = Phone::start(dir.path(), &["--listen", "127.0.0.1:0", "--auto-answer"]);
-    let target_port = free_port();
-    let target = sipp(dir.path(), target_port, &["-sn", "uas", "-m", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let (target_port, target) = sipp_waiting(dir.path(), &["-sn", "uas", "-m", "1"]);
     let refer_to = format!("sip:nurse@127.0.0.1:{target_port}");
     let port = free_port();
     let addr = phone.addr.to_string();
