@@ -232,6 +232,7 @@ pub enum MediaEvent {
 enum Command {
     Direction(Direction),
     Mute(bool),
+    Hold(bool),
     Dtmf(String),
     Remote { rtp: SocketAddr, rtcp: Option<SocketAddr> },
     Stop(oneshot::Sender<Result<CallStats, MediaError>>),
@@ -253,6 +254,15 @@ impl MediaHandle {
     /// Mute sends silence (so NAT bindings and the peer's jitter buffer stay alive).
     pub fn mute(&self, muted: bool) {
         let _ = self.commands.send(Command::Mute(muted));
+    }
+
+    /// While we hold the call nothing of the microphone leaves: the held party
+    /// gets silence, whatever the SDP direction still allows us to send (a
+    /// hold is offered `sendonly`, which permits music on hold, not the
+    /// operator's next conversation). Set before the hold is even offered, and
+    /// separate from mute so that resuming does not unmute.
+    pub fn hold(&self, held: bool) {
+        let _ = self.commands.send(Command::Hold(held));
     }
 
     /// Queues DTMF digits (0-9, *, #, A-D) as RFC 4733 events.
@@ -371,6 +381,7 @@ struct Engine {
     timestamp: u32,
     marker_next: bool,
     muted: bool,
+    held: bool,
     dtmf_out: DtmfSender,
     capture_resampler: Resampler,
     capture_raw: Vec<f32>,
@@ -432,6 +443,7 @@ impl Engine {
             timestamp: random_u32(),
             marker_next: true,
             muted: false,
+            held: false,
             capture_raw: Vec::with_capacity(4800),
             capture_fifo: Vec::with_capacity(frame * 4),
             pcm_out: Vec::with_capacity(frame),
@@ -484,6 +496,12 @@ impl Engine {
                 self.config.direction = d;
             }
             Command::Mute(m) => self.muted = m,
+            Command::Hold(h) => {
+                if self.held && !h {
+                    self.marker_next = true;
+                }
+                self.held = h;
+            }
             Command::Dtmf(digits) => {
                 if self.config.telephone_event.is_none() {
                     self.emit(MediaEvent::Error(
@@ -648,7 +666,7 @@ impl Engine {
             let excess = self.capture_fifo.len() - frame;
             self.capture_fifo.drain(..excess);
         }
-        if self.muted {
+        if self.muted || self.held {
             self.pcm_out.fill(0);
         }
     }

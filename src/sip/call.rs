@@ -19,8 +19,8 @@ use super::dialog::{Dialog, DialogError, DialogId};
 use super::headers::{HeaderName, NameAddr};
 use super::message::{Method, Request, Response};
 use super::sdp::{
-    AudioConfig, Direction, LocalMedia, NegotiatedAudio, SdpError, SessionDescription, accept_answer, answer_offer,
-    build_offer,
+    AudioConfig, Direction, LocalMedia, NegotiatedAudio, PayloadFormat, SdpError, SessionDescription, accept_answer,
+    answer_offer, build_offer,
 };
 use super::transaction::{TransactionId, TuEvent};
 use super::transport::Peer;
@@ -80,6 +80,9 @@ pub(super) struct Call {
     pub(super) media: Option<MediaHandle>,
     pub(super) media_generation: u64,
     pub(super) held: bool,
+    /// The codec the media runs with: a re-offer (hold) lists it first, so a
+    /// PBX does not switch codecs (and silence its music on hold) on the way.
+    pub(super) codec_in_use: Option<PayloadFormat>,
     pub(super) reinvite_out: bool,
     /// A re-INVITE of the peer we answered, until its ACK.
     pub(super) reinvite_tx: Option<TransactionId>,
@@ -121,6 +124,7 @@ impl Call {
             media: None,
             media_generation: 0,
             held: false,
+            codec_in_use: None,
             reinvite_out: false,
             reinvite_tx: None,
             transfer_target: None,
@@ -199,6 +203,23 @@ pub(super) fn with_direction(sdp: &SessionDescription, direction: Direction) -> 
         m.attributes.push(super::sdp::Attribute { name: direction.as_str().to_owned(), value: None });
     }
     out
+}
+
+/// Moves `codec`'s format to the front of the audio stream's list (matched by
+/// name and clock rate, or by its static payload type), leaving the rest in order.
+pub(super) fn put_codec_first(sdp: &mut SessionDescription, codec: &PayloadFormat) {
+    for m in sdp.media.iter_mut().filter(|m| m.media == "audio" && m.port != 0) {
+        let found = m
+            .payload_formats()
+            .into_iter()
+            .find(|f| f.encoding.eq_ignore_ascii_case(&codec.encoding) && f.clock_rate == codec.clock_rate)
+            .map(|f| f.pt.to_string());
+        let Some(pt) = found else { continue };
+        if let Some(at) = m.formats.iter().position(|f| *f == pt) {
+            let first = m.formats.remove(at);
+            m.formats.insert(0, first);
+        }
+    }
 }
 
 /// Whether an offer puts us on hold (sendonly, inactive, or the RFC 2543 c=0.0.0.0).
@@ -331,6 +352,9 @@ impl Ua {
     /// Starts the call's media for what SDP agreed, or steers the running one.
     async fn apply_media(&mut self, call_id: &str, neg: &NegotiatedAudio, remote: &SessionDescription) {
         let Some(call) = self.calls.get_mut(call_id) else { return };
+        if call.codec_in_use.is_none() {
+            call.codec_in_use = Some(neg.codec.clone());
+        }
         if let Some(media) = &call.media {
             media.set_direction(media_direction(neg.direction));
             if let Some(addr) = neg.remote.or_else(|| remote_rtp(remote)) {
@@ -1360,12 +1384,25 @@ impl Ua {
     /// Puts the call on hold (`hold`) or takes it off hold, by re-INVITE.
     pub(super) async fn hold(&mut self, call_id: &str, hold: bool) {
         let Some(call) = self.calls.get_mut(call_id) else { return };
-        if call.state != CallState::Active || call.reinvite_out || call.reinvite_tx.is_some() {
+        if call.state != CallState::Active {
+            return;
+        }
+        if hold && let Some(media) = &call.media {
+            // The microphone goes quiet now, not when the peer agrees: the held
+            // party must not hear the operator's next conversation meanwhile.
+            media.hold(true);
+        }
+        if call.reinvite_out || call.reinvite_tx.is_some() {
+            // Another offer is under way: ask again once it is done.
+            self.schedule(Duration::from_millis(500), Timer::ReInviteRetry { call_id: call_id.to_owned(), hold });
             return;
         }
         let Some(base) = call.last_local_sdp.clone() else { return };
         let direction = if hold { Direction::SendOnly } else { Direction::SendRecv };
-        let offer = with_direction(&base, direction);
+        let mut offer = with_direction(&base, direction);
+        if let Some(codec) = &call.codec_in_use {
+            put_codec_first(&mut offer, codec);
+        }
         let fallback = call.peer.clone();
         let Some(dialog) = call.dialog.as_mut() else { return };
         let mut req = dialog.request(Method::Invite);
@@ -1418,6 +1455,9 @@ impl Ua {
                 }
                 if let Some(call) = self.calls.get_mut(call_id) {
                     call.held = hold;
+                    if let Some(media) = &call.media {
+                        media.hold(hold);
+                    }
                 }
                 let call_id = call_id.to_owned();
                 self.emit(if hold { PhoneEvent::Held { call_id } } else { PhoneEvent::Resumed { call_id } });
@@ -1438,6 +1478,13 @@ impl Ua {
                 {
                     let back = if call.held { Direction::SendOnly } else { Direction::SendRecv };
                     call.last_local_sdp = Some(with_direction(&prev, back));
+                }
+                if hold && let Some(call) = self.calls.get_mut(call_id) {
+                    // The peer would not hear of hold, but the operator asked for it: the
+                    // microphone stays quiet and the call counts as held here.
+                    call.held = true;
+                    let call_id = call_id.to_owned();
+                    self.emit(PhoneEvent::Held { call_id });
                 }
             }
         }
@@ -1556,6 +1603,23 @@ mod tests {
         assert_eq!(m.attributes.iter().filter(|a| a.name == "sendonly" || a.name == "sendrecv").count(), 1);
         assert!(offer_holds(&held));
         assert!(!offer_holds(&base));
+    }
+
+    #[test]
+    fn the_hold_offer_lists_the_codec_in_use_first() {
+        let local = LocalMedia { rtp: "192.0.2.10:40000".parse().unwrap(), session_id: 7, session_version: 3 };
+        let base = build_offer(&local, &AudioConfig::default());
+        let before = base.audio().unwrap().1.payload_formats();
+        assert!(before[0].encoding.eq_ignore_ascii_case("opus"), "{before:?}");
+        let pcmu = before.iter().find(|f| f.encoding == "PCMU").unwrap().clone();
+        let mut held = with_direction(&base, Direction::SendOnly);
+        put_codec_first(&mut held, &pcmu);
+        let (_, m) = held.audio().unwrap();
+        assert_eq!(m.formats[0], "0", "{:?}", m.formats);
+        // Nothing lost, the others in their order.
+        let mut rest: Vec<_> = base.audio().unwrap().1.formats.iter().filter(|f| *f != "0").cloned().collect();
+        rest.insert(0, "0".into());
+        assert_eq!(m.formats, rest);
     }
 
     #[test]

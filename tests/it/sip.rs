@@ -24,7 +24,7 @@ const WAIT: Duration = Duration::from_secs(30);
 // `clinicdesk phone` as a child process
 
 /// A running `clinicdesk phone`, killed when dropped.
-struct Phone {
+pub(crate) struct Phone {
     child: Child,
     stdin: Option<ChildStdin>,
     events: Receiver<Value>,
@@ -87,7 +87,7 @@ impl Phone {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    fn send(&mut self, line: &str) {
+    pub(crate) fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{line}").expect("write to the phone");
         stdin.flush().expect("flush");
@@ -137,12 +137,12 @@ impl Phone {
     }
 
     /// The next event named `name`.
-    fn event(&mut self, name: &str) -> Value {
+    pub(crate) fn event(&mut self, name: &str) -> Value {
         self.wait(name, |e| e["event"] == name)
     }
 
     /// The next event named `name` for call `call_id`.
-    fn call_event(&mut self, name: &str, call_id: &str) -> Value {
+    pub(crate) fn call_event(&mut self, name: &str, call_id: &str) -> Value {
         self.wait(&format!("{name} of {call_id}"), |e| e["event"] == name && e["call_id"] == call_id)
     }
 
@@ -157,7 +157,7 @@ impl Phone {
     }
 
     /// `quit`, and the exit status.
-    fn quit(&mut self) -> ExitStatus {
+    pub(crate) fn quit(&mut self) -> ExitStatus {
         self.send("quit");
         self.stdin = None;
         let start = Instant::now();
@@ -644,7 +644,7 @@ fn calls_are_cancelled_while_ringing() {
 // ---------------------------------------------------------------------------------------------
 // kamailio as the clinic's PBX, baresip as the other phone
 
-/// PEERS.md's kamailio: registrar and proxy with digest auth, users 100 and 200.
+/// PEERS.md's kamailio: registrar and proxy with digest auth, users 100, 200 and 300.
 const KAMAILIO_CFG: &str = r#"#!KAMAILIO
 debug=2
 log_stderror=yes
@@ -675,7 +675,7 @@ loadmodule "ctl.so"
 modparam("usrloc", "db_mode", 0)
 modparam("ctl", "binrpc", "unix:@DIR@/kamailio_ctl")
 modparam("htable", "htable", "users=>size=4;")
-event_route[htable:mod-init] { $sht(users=>100) = "secret100"; $sht(users=>200) = "secret200"; }
+event_route[htable:mod-init] { $sht(users=>100) = "secret100"; $sht(users=>200) = "secret200"; $sht(users=>300) = "secret300"; }
 request_route {
   if (!mf_process_maxfwd_header("10")) { sl_send_reply("483","Too Many Hops"); exit; }
   if (has_totag()) {
@@ -699,13 +699,13 @@ request_route {
 "#;
 
 /// A running kamailio, stopped with SIGTERM (which also stops its children).
-struct Kamailio {
+pub(crate) struct Kamailio {
     port: u16,
     program: Option<Program>,
 }
 
 impl Kamailio {
-    fn start(dir: &Path) -> Kamailio {
+    pub(crate) fn start(dir: &Path) -> Kamailio {
         Kamailio::start_with(dir, None)
     }
 
@@ -771,7 +771,7 @@ impl Kamailio {
         Kamailio { port, program: Some(program) }
     }
 
-    fn server(&self) -> String {
+    pub(crate) fn server(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
@@ -796,7 +796,7 @@ impl Drop for Kamailio {
 }
 
 /// A tone as a WAV file (mono 16 bit).
-fn write_tone(path: &Path, freq: f32, rate: u32, seconds: f32) {
+pub(crate) fn write_tone(path: &Path, freq: f32, rate: u32, seconds: f32) {
     let spec =
         hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
@@ -808,7 +808,7 @@ fn write_tone(path: &Path, freq: f32, rate: u32, seconds: f32) {
 }
 
 /// The first channel of a WAV file, and its rate.
-fn read_wav(path: &Path) -> (Vec<f32>, u32) {
+pub(crate) fn read_wav(path: &Path) -> (Vec<f32>, u32) {
     let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let spec = r.spec();
     let all: Vec<f32> = r.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect();
@@ -843,7 +843,7 @@ fn tone_of(path: &Path) -> (f32, f32) {
 }
 
 /// baresip as the other phone, driven through its ctrl_tcp socket.
-struct Baresip {
+pub(crate) struct Baresip {
     program: Program,
     ctrl: std::net::TcpStream,
     events: Receiver<Value>,
@@ -854,7 +854,22 @@ struct Baresip {
 
 impl Baresip {
     /// Registers `user` (password `secret<user>`) at `server`; plays `tone` as its microphone.
-    fn start(dir: &Path, server: &str, user: &str, tone: &Path, auto_answer: bool) -> Baresip {
+    pub(crate) fn start(dir: &Path, server: &str, user: &str, tone: &Path, auto_answer: bool) -> Baresip {
+        Baresip::start_with_sound(dir, server, user, tone, auto_answer, &[])
+    }
+
+    /// The same, playing what it receives on the sound server that `sound`
+    /// (environment variables) points to (ALSA's pulse device); without it,
+    /// on ALSA's null device.
+    pub(crate) fn start_with_sound(
+        dir: &Path,
+        server: &str,
+        user: &str,
+        tone: &Path,
+        auto_answer: bool,
+        sound: &[(String, String)],
+    ) -> Baresip {
+        let player = if sound.is_empty() { "null" } else { "pulse" };
         let bin = require("baresip", "baresip-core");
         let conf = dir.join(format!("baresip-{user}"));
         let recordings = conf.join("recordings");
@@ -865,7 +880,7 @@ impl Baresip {
         let rtp = 2_000 + (free_port() - 12_000) / 10 % 180 * 50;
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\nsip_trans_def udp\n\
-             audio_source aufile,{}\naudio_player alsa,null\naudio_alert alsa,null\nausrc_srate 8000\n\
+             audio_source aufile,{}\naudio_player alsa,{player}\naudio_alert alsa,null\nausrc_srate 8000\n\
              auplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\n\
              module g711.so\nmodule opus.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\nsnd_path {}\n\
              module_app account.so\nmodule_app contact.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\n\
@@ -882,7 +897,9 @@ impl Baresip {
         )
         .unwrap();
         std::fs::write(conf.join("contacts"), "").unwrap();
-        let program = Program::spawn("baresip", dir, Command::new(bin).arg("-f").arg(&conf));
+        let mut command = Command::new(bin);
+        command.arg("-f").arg(&conf).envs(sound.iter().map(|(k, v)| (k, v)));
+        let program = Program::spawn("baresip", &conf, &mut command);
         let start = Instant::now();
         let ctrl = loop {
             if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", ctrl_port)) {
@@ -921,7 +938,7 @@ impl Baresip {
         Baresip { program, ctrl, events, log: Vec::new(), recordings, token: 0 }
     }
 
-    fn command(&mut self, command: &str, params: &str) {
+    pub(crate) fn command(&mut self, command: &str, params: &str) {
         self.token += 1;
         let body = serde_json::json!({"command": command, "params": params, "token": format!("t{}", self.token)});
         let text = body.to_string();
@@ -956,12 +973,12 @@ impl Baresip {
     }
 
     /// The next event of `kind` (CALL_ESTABLISHED, CALL_CLOSED, CALL_INCOMING, CALL_DTMF_START...).
-    fn event(&mut self, kind: &str) -> Value {
+    pub(crate) fn event(&mut self, kind: &str) -> Value {
         self.wait(kind, |e| e["type"] == kind)
     }
 
     /// The recording of what baresip received (`dump-*-dec.wav`), once its call ended.
-    fn received_recording(&self) -> PathBuf {
+    pub(crate) fn received_recording(&self) -> PathBuf {
         let found = std::fs::read_dir(&self.recordings)
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -971,7 +988,7 @@ impl Baresip {
     }
 }
 
-fn kamailio_phone(dir: &Path, kamailio: &Kamailio, extra: &[&str]) -> Phone {
+pub(crate) fn kamailio_phone(dir: &Path, kamailio: &Kamailio, extra: &[&str]) -> Phone {
     let server = kamailio.server();
     let mut args = vec!["--server", server.as_str(), "--user", "100", "--listen", "127.0.0.1:0", "--expires", "60"];
     args.extend_from_slice(extra);

@@ -1,0 +1,202 @@
+//! What the other side of a call hears: the real `clinicdesk phone` with
+//! baresip as the patient's phone through kamailio, baresip playing what it
+//! receives into a private PulseAudio's null sink, recorded from its monitor.
+//! (baresip's own dump of the decoded sound stops at the first re-INVITE,
+//! which is where hold begins.)
+//!
+//! Hold is a privacy matter: the held party must hear nothing of the
+//! operator's microphone, whether the operator pressed hold or answered a
+//! waiting call (which holds the first).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::harness::{Peer, require};
+use super::media::Pulse;
+use super::sip::{Baresip, Kamailio, kamailio_phone, write_tone};
+
+/// Our microphone: a 1000 Hz tone (their own is 440 Hz, so neither is taken for the other).
+const OURS_HZ: f32 = 1000.0;
+
+/// How long a call stays held. baresip restarts its player on each re-INVITE,
+/// and a PulseAudio stream takes ~2 s to start (more on a loaded machine):
+/// that silence is there whether or not the hold silences anything, so the
+/// hold is long enough to tell the two apart.
+const HOLD_S: f32 = 7.0;
+
+/// The least silence that shows the hold sent nothing: the whole hold less a
+/// margin. Without the fix the gap is the player's restart alone (2.0 s here).
+const HELD_SILENCE_S: f32 = 5.5;
+
+/// The amplitude of `freq` in each 20 ms frame of `samples` at `rate` (Goertzel).
+fn tone_levels(samples: &[f32], rate: u32, freq: f32) -> Vec<f32> {
+    let n = rate as usize / 50;
+    let k = 2.0 * (2.0 * std::f32::consts::PI * freq / rate as f32).cos();
+    samples
+        .chunks_exact(n)
+        .map(|frame| {
+            let (mut s1, mut s2) = (0.0f32, 0.0f32);
+            for &x in frame {
+                let s0 = x + k * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+            2.0 * power.max(0.0).sqrt() / n as f32
+        })
+        .collect()
+}
+
+/// Seconds of our tone before the longest stretch without it, that stretch, and
+/// seconds of tone after it. A frame "has" the tone at a tenth of the 0.5
+/// amplitude we play (G.711 keeps it at ~0.5; silence is ~0).
+fn tone_gap_tone(samples: &[f32]) -> (f32, f32, f32) {
+    let has: Vec<bool> = tone_levels(samples, 8000, OURS_HZ).iter().map(|&a| a > 0.05).collect();
+    let (Some(first), Some(last)) = (has.iter().position(|&h| h), has.iter().rposition(|&h| h)) else {
+        return (0.0, 0.0, 0.0);
+    };
+    let (mut best, mut best_at, mut run) = (0, first, 0);
+    for (i, &h) in has.iter().enumerate().take(last + 1).skip(first) {
+        run = if h { 0 } else { run + 1 };
+        if run > best {
+            best = run;
+            best_at = i + 1 - run;
+        }
+    }
+    let frames = |range: &[bool]| range.iter().filter(|&&h| h).count() as f32 / 50.0;
+    (frames(&has[..best_at]), best as f32 / 50.0, frames(&has[best_at + best..]))
+}
+
+/// The sound of `seconds` of a call: the peers exchange audio meanwhile.
+fn let_audio_flow(seconds: f32) {
+    std::thread::sleep(Duration::from_secs_f32(seconds));
+}
+
+fn tone_file(dir: &Path, freq: f32, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    write_tone(&path, freq, 8000, 120.0);
+    path
+}
+
+/// A patient's phone: baresip registered as `user`, its speaker a sound
+/// server of its own whose output is recorded (8 kHz mono) until `heard`.
+struct Patient {
+    phone: Baresip,
+    recorder: Option<Peer>,
+    speaker: PathBuf,
+    _sound: Pulse,
+}
+
+impl Patient {
+    fn start(dir: &Path, kamailio: &Kamailio, user: &str, tone: &Path) -> Patient {
+        let home = dir.join(format!("patient-{user}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let sound = Pulse::start(&home);
+        let parec = require("parec", "pulseaudio-utils");
+        let speaker = home.join("speaker.raw");
+        let recorder = Peer::spawn(
+            "parec",
+            sound
+                .command(&parec)
+                .args(["-d", "spk.monitor", "--raw", "--format=s16le", "--rate=8000", "--channels=1"])
+                .stdout(Stdio::from(std::fs::File::create(&speaker).unwrap()))
+                .stderr(Stdio::null()),
+        );
+        let phone = Baresip::start_with_sound(dir, &kamailio.server(), user, tone, false, &sound.env_pairs());
+        Patient { phone, recorder: Some(recorder), speaker, _sound: sound }
+    }
+
+    /// What the patient's speaker played, once the call is over.
+    fn heard(&mut self) -> Vec<f32> {
+        drop(self.recorder.take());
+        let raw = std::fs::read(&self.speaker).unwrap();
+        raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect()
+    }
+}
+
+/// baresip calls the phone, which plays a 1000 Hz tone; `hold` silences it
+/// for the held patient (nothing of the tone arrives), `resume` brings it back.
+#[test]
+fn on_hold_the_patient_hears_nothing_of_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let kamailio = Kamailio::start(dir.path());
+    let ours = tone_file(dir.path(), OURS_HZ, "ours.wav");
+    let theirs = tone_file(dir.path(), 440.0, "theirs.wav");
+    let play = ours.display().to_string();
+    // G.711: silence is sent as silence, so baresip's recording runs on through the hold.
+    let mut phone = kamailio_phone(dir.path(), &kamailio, &["--play", &play, "--codecs", "pcmu"]);
+    let mut patient = Patient::start(dir.path(), &kamailio, "200", &theirs);
+
+    patient.phone.command("dial", &format!("sip:100@{}", kamailio.server()));
+    let id = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
+    phone.send(&format!("answer {id}"));
+    phone.call_event("answered", &id);
+    patient.phone.event("CALL_ESTABLISHED");
+    let_audio_flow(2.0);
+    phone.send(&format!("hold {id}"));
+    phone.call_event("held", &id);
+    let_audio_flow(HOLD_S);
+    phone.send(&format!("resume {id}"));
+    phone.call_event("resumed", &id);
+    let_audio_flow(3.0);
+    phone.send(&format!("hangup {id}"));
+    phone.call_event("ended", &id);
+    patient.phone.event("CALL_CLOSED");
+
+    let (before, gap, after) = tone_gap_tone(&patient.heard());
+    eprintln!("the patient heard the tone {before:.2} s, then nothing for {gap:.2} s, then the tone {after:.2} s");
+    assert!(gap >= HELD_SILENCE_S, "the held patient heard the operator: longest stretch without the tone {gap} s");
+    assert!(before >= 1.0 && after >= 1.0, "tone before the hold {before} s, after resuming {after} s");
+    assert!(phone.quit().success());
+}
+
+/// Answering a waiting call holds the first: its patient hears nothing of the
+/// conversation with the second, and the operator again once resumed.
+#[test]
+fn answering_a_waiting_call_keeps_the_first_patient_out_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let kamailio = Kamailio::start(dir.path());
+    let ours = tone_file(dir.path(), OURS_HZ, "ours.wav");
+    let theirs = tone_file(dir.path(), 440.0, "theirs.wav");
+    let play = ours.display().to_string();
+    let mut phone = kamailio_phone(dir.path(), &kamailio, &["--play", &play, "--codecs", "pcmu"]);
+    let mut first = Patient::start(dir.path(), &kamailio, "200", &theirs);
+    let mut second = Patient::start(dir.path(), &kamailio, "300", &theirs);
+
+    first.phone.command("dial", &format!("sip:100@{}", kamailio.server()));
+    let one = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
+    phone.send(&format!("answer {one}"));
+    phone.call_event("answered", &one);
+    first.phone.event("CALL_ESTABLISHED");
+    let_audio_flow(2.0);
+
+    second.phone.command("dial", &format!("sip:100@{}", kamailio.server()));
+    let two = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
+    phone.send(&format!("answer {two}"));
+    phone.call_event("answered", &two);
+    phone.call_event("held", &one);
+    second.phone.event("CALL_ESTABLISHED");
+    let_audio_flow(HOLD_S);
+    phone.send(&format!("hangup {two}"));
+    phone.call_event("ended", &two);
+    second.phone.event("CALL_CLOSED");
+
+    phone.send(&format!("resume {one}"));
+    phone.call_event("resumed", &one);
+    let_audio_flow(3.0);
+    phone.send(&format!("hangup {one}"));
+    phone.call_event("ended", &one);
+    first.phone.event("CALL_CLOSED");
+
+    let (before, gap, after) = tone_gap_tone(&first.heard());
+    eprintln!(
+        "the first patient heard the tone {before:.2} s, then nothing for {gap:.2} s, then the tone {after:.2} s"
+    );
+    assert!(gap >= HELD_SILENCE_S, "the first patient heard the second call: longest stretch without the tone {gap} s");
+    assert!(before >= 1.0 && after >= 1.0, "tone before the hold {before} s, after resuming {after} s");
+    // The second patient heard the operator all along.
+    let (_, gap, _) = tone_gap_tone(&second.heard());
+    assert!(gap < 1.0, "the second call had a gap of {gap} s");
+    assert!(phone.quit().success());
+}
