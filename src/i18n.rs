@@ -258,8 +258,8 @@ mod tests {
         add("right", rights.iter().map(String::as_str).collect());
         // The kinds of person_phones (schema.sql).
         add("phone-kind", vec!["mobile", "home", "work", "relative", "other"]);
-        // The audit trail's operations (the server's change log).
-        add("audit-op", vec!["insert", "update", "delete"]);
+        // The audit trail's operations (the server's audit log).
+        add("audit-op", vec!["insert", "update", "delete", "refused"]);
         let missing: Vec<_> = wanted.iter().filter(|k| !en.contains(*k)).collect();
         assert!(missing.is_empty(), "no translation for {missing:?}");
     }

@@ -165,7 +165,7 @@ impl Rights {
 
 /// Which calls and tasks a user sees. The replica holds only what the
 /// server lets its user see; the server's row-level security policies
-/// (`server_v2.sql`, `clinicdesk_may_see_call` and `clinicdesk_may_see_task`)
+/// on calls and tasks (`server_v3.sql`, "Policies of calls and tasks")
 /// follow these rules, and the rights matrix test holds them to it.
 impl Rights {
     /// Everyone's calls with [`Right::ViewAllCalls`]; with the call log, one's

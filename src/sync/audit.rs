@@ -1,8 +1,10 @@
-//! The audit trail: who changed what and when, read from the server's change
-//! log (which records, since schema version 2, the login of every change and
-//! its fields' old and new values). Only the clinic head (the right
-//! `audit.view`) and the database administrators may read it; the server
-//! refuses everyone else, whatever their client does.
+//! The audit trail: who changed what and when, read from the server's audit
+//! log (schema version 3: the login of every change and its fields' old and
+//! new values, and every upload the server refused, kept apart from the
+//! change log for as long as the clinic head sets; entries of version 2 came
+//! from its change log). Only the clinic head (the right `audit.view`) and
+//! the database administrators may read it; the server refuses everyone
+//! else, whatever their client does.
 //!
 //! Used by `clinicdesk server audit` and by the window ([`read`]).
 
@@ -49,7 +51,9 @@ pub struct AuditEntry {
     pub full_name: Option<String>,
     pub table: String,
     pub row_id: String,
-    /// insert, update or delete (a tombstone counts as a delete).
+    /// insert, update or delete (a tombstone counts as a delete), or
+    /// refused: an upload the server rejected, whose changes hold what it
+    /// tried (`tried`: the kind of change) and why it was refused (`error`).
     pub op: Option<String>,
     /// In column order of the name; empty when the log does not have them.
     pub changes: Vec<FieldChange>,
@@ -61,7 +65,9 @@ impl AuditEntry {
         self.changes
             .iter()
             .map(|c| match c.old {
-                serde_json::Value::Null if self.op.as_deref() == Some("insert") => format!("{}: {}", c.column, c.new),
+                serde_json::Value::Null if matches!(self.op.as_deref(), Some("insert" | "refused")) => {
+                    format!("{}: {}", c.column, c.new)
+                }
                 _ => format!("{}: {} → {}", c.column, c.old, c.new),
             })
             .collect::<Vec<_>>()
@@ -152,6 +158,18 @@ mod tests {
             changes: changes_from_json(Some(json)),
         };
         assert_eq!(entry.describe_changes(), "note: null → \"called back\"; status: \"new\" → \"closed\"");
+        let refused = AuditEntry {
+            op: Some("refused".into()),
+            changes: changes_from_json(Some(serde_json::json!({
+                "error": [null, "new row violates row-level security policy for table \"deals\" [42501]"],
+                "title": [null, "forged"],
+                "tried": [null, "insert"]
+            }))),
+            ..entry
+        };
+        let said = refused.describe_changes();
+        assert!(said.contains("error: \"new row violates") && said.contains("tried: \"insert\""), "{said}");
+        assert!(!said.contains("null →"), "{said}");
         assert!(changes_from_json(None).is_empty());
         assert!(changes_from_json(Some(serde_json::json!([1, 2]))).is_empty());
     }

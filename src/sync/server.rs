@@ -20,7 +20,8 @@ use super::{Result, SyncError};
 use crate::store::Replica;
 
 /// Server schema migrations, in order.
-const MIGRATIONS: &[&str] = &[include_str!("server_v1.sql"), include_str!("server_v2.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("server_v1.sql"), include_str!("server_v2.sql"), include_str!("server_v3.sql")];
 
 /// The server schema version this build creates and syncs with.
 pub const SERVER_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -30,7 +31,8 @@ const INIT_LOCK: i64 = 0x4344_534B_494E_4954;
 
 /// Tables of ours besides the synced ones: a database holding any of them
 /// without our meta table belongs to someone else.
-const OWN_TABLES: [&str; 5] = ["clinicdesk_meta", "sync_tables", "sync_contended", "sync_changes", "sync_client_txs"];
+const OWN_TABLES: [&str; 6] =
+    ["clinicdesk_meta", "sync_tables", "sync_contended", "sync_changes", "sync_client_txs", "clinicdesk_audit_log"];
 
 /// What `init` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,8 +178,11 @@ pub struct LoadReport {
 
 /// Copies every synced row of a replica into an empty clinic database in
 /// one transaction (binary COPY): how a clinic moves from one workstation's
-/// data to a shared server. The change log is skipped and the epoch bumped,
-/// so every workstation takes a fresh snapshot.
+/// data to a shared server. The change log (and the audit trail) is skipped
+/// and the epoch bumped, so every workstation takes a fresh snapshot. Only
+/// a database administrator's (the schema owner's, a superuser's)
+/// `clinicdesk.bulk_load` skips the log; anyone else's is ignored
+/// (`server_v3.sql`).
 pub async fn load_replica(client: &mut Client, replica: &Path) -> Result<LoadReport> {
     let replica = Replica::open_read_only(replica)?;
     let specs = super::tables::specs(replica.conn())?;

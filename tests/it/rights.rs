@@ -7,6 +7,9 @@
 //! workstation syncs only what it may see, and its forbidden writes come
 //! back as rejections; the audit trail is the head's alone.
 
+#[path = "server_security.rs"]
+mod security;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};

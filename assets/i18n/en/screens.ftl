@@ -126,5 +126,6 @@ audit-col-changes = Fields
 audit-op-insert = created
 audit-op-update = changed
 audit-op-delete = deleted
+audit-op-refused = refused
 audit-change = { $column }: { $new } (was { $old })
 audit-change-set = { $column }: { $new }

@@ -129,5 +129,6 @@ audit-col-changes = Поля
 audit-op-insert = создание
 audit-op-update = изменение
 audit-op-delete = удаление
+audit-op-refused = отказ
 audit-change = { $column }: { $new } (было: { $old })
 audit-change-set = { $column }: { $new }

@@ -130,5 +130,6 @@ audit-col-changes = Поля
 audit-op-insert = створення
 audit-op-update = зміна
 audit-op-delete = видалення
+audit-op-refused = відмова
 audit-change = { $column }: { $new } (було: { $old })
 audit-change-set = { $column }: { $new }

@@ -208,7 +208,7 @@ fn describe(env: &Env<'_>, e: &AuditEntry) -> String {
         .map(|c| {
             let column = ("column", c.column.clone());
             match c.old {
-                serde_json::Value::Null if e.op.as_deref() == Some("insert") => {
+                serde_json::Value::Null if matches!(e.op.as_deref(), Some("insert" | "refused")) => {
                     env.i18n.tr_args("audit-change-set", &[column, ("new", c.new.to_string())])
                 }
                 _ => {
