@@ -168,6 +168,9 @@ impl Env<'_> {
     }
 }
 
+/// A frame's time for applying the services' events: what is left waits for the next frame.
+const EVENT_BUDGET: Duration = Duration::from_millis(8);
+
 const SHORTCUT_HELP: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::F1);
 const SHORTCUT_SEARCH: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::F);
 const SHORTCUT_NEW_INQUIRY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::N);
@@ -220,6 +223,12 @@ pub struct ClinicApp {
     started: Option<Instant>,
     first_rows_logged: bool,
     frame_times: Option<Vec<Duration>>,
+    /// Events taken from the services and not yet applied: a frame applies
+    /// them in order until its budget is spent, the next frame goes on.
+    /// None is ever dropped (a dropped page would never be asked for again).
+    backlog: std::collections::VecDeque<Event>,
+    /// How long one frame may spend applying events.
+    event_budget: Duration,
 }
 
 impl ClinicApp {
@@ -274,7 +283,21 @@ impl ClinicApp {
             started: Some(startup.started),
             first_rows_logged: false,
             frame_times: startup.frame_stats.then(Vec::new),
+            backlog: Default::default(),
+            event_budget: EVENT_BUDGET,
         }
+    }
+
+    /// Sets how long a frame may spend applying the services' events (tests
+    /// set zero: one event a frame, to show none is lost across frames).
+    #[doc(hidden)]
+    pub fn set_event_budget(&mut self, budget: Duration) {
+        self.event_budget = budget;
+    }
+
+    /// Events received and not yet applied.
+    pub fn events_waiting(&self) -> usize {
+        self.backlog.len()
     }
 
     pub fn screen(&self) -> Screen {
@@ -337,11 +360,11 @@ impl ClinicApp {
     /// frame never takes long.
     fn handle_events(&mut self) {
         let Some(services) = &self.services else { return };
-        let deadline = Instant::now() + Duration::from_millis(8);
+        let deadline = Instant::now() + self.event_budget;
         let mut refresh = false;
         let mut notifier_for = None;
-        let events: Vec<Event> = services.drain().take(500).collect();
-        for event in events {
+        self.backlog.extend(services.drain());
+        while let Some(event) = self.backlog.pop_front() {
             match event {
                 Event::Count { list, generation, total } => match list {
                     services::ListKind::Calls(_) => self.calls.list.set_total(generation, total),
@@ -471,9 +494,15 @@ impl ClinicApp {
                     }
                 }
             }
-            if Instant::now() > deadline {
+            if Instant::now() >= deadline {
                 break;
             }
+        }
+        if !self.backlog.is_empty()
+            && let Some(ctx) = &self.ctx
+        {
+            // The rest waits for the next frame, which comes at once.
+            ctx.request_repaint();
         }
         if let Some(user_id) = notifier_for {
             self.start_notifier(&user_id);

@@ -147,6 +147,29 @@ fn navigation_reaches_every_screen_by_click_and_shortcut() {
     settle(&mut h, "back to calls", |h| h.state().screen() == clinicdesk::app::Screen::Calls);
 }
 
+/// A frame applies the services' events only for its time budget; what is
+/// left waits for the next frames. With no budget at all (one event a frame)
+/// the start-up burst — dictionaries, the user, counts and pages of the call
+/// log, drafts, the team — still all arrives: the rows show, nothing is left.
+#[test]
+fn a_burst_of_events_beyond_a_frames_budget_is_applied_over_the_next_frames() {
+    let profile = demo_profile(200, 2000);
+    let mut app = app_on(profile.path());
+    app.set_event_budget(Duration::ZERO);
+    let mut h = harness(app);
+    settle(&mut h, "the signed-in user", |h| h.state().current_user().is_some());
+    settle(&mut h, "the call log's count", |h| has_text(h, "2,000 records") || has_text(h, "2000 records"));
+    let conn = rusqlite::Connection::open(profile.path().join("replica.sqlite")).unwrap();
+    let newest: String = conn
+        .query_row("SELECT peer_e164 FROM calls WHERE deleted_at IS NULL ORDER BY started_at DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let shown = clinicdesk::crm::Phone::from_e164_unchecked(newest).display();
+    settle(&mut h, "the newest call's row", |h| has_label(h, &shown));
+    settle(&mut h, "every event applied", |h| h.state().events_waiting() == 0);
+}
+
 /// A person of the generated clinic: (last name, first name, phone digits).
 fn some_person(replica: &Path) -> (String, String, String) {
     let conn = rusqlite::Connection::open(replica).unwrap();
