@@ -263,6 +263,7 @@ impl Engine {
             error: self.error.clone(),
             conflicts: count(self.local.conflict_count()),
             rejected: count(self.local.rejection_count()),
+            unencrypted: self.target.unencrypted_remote(),
         };
         if self.published.as_ref() != Some(&status) {
             (self.on_status)(status.clone());
@@ -297,9 +298,15 @@ impl Engine {
         let mut seen_version = self.local.data_version()?;
         let mut next_poll = Instant::now();
         let mut wake = true;
+        // A server NOTIFY waiting for its round, which comes no sooner than
+        // `notified_round_gap` after the last one ended.
+        let mut notified = false;
+        let mut last_round_end = Instant::now();
         loop {
-            if wake || Instant::now() >= next_poll {
+            let notified_due = notified && Instant::now() >= last_round_end + self.config.notified_round_gap;
+            if wake || notified_due || Instant::now() >= next_poll {
                 wake = false;
+                notified = false;
                 next_poll = Instant::now() + self.config.poll_interval;
                 // A stop does not wait for a long round (an initial snapshot):
                 // every transaction is committed or not at an await point.
@@ -307,6 +314,7 @@ impl Engine {
                     done = self.round(conn) => done?,
                     _ = stopped(stop) => return Ok(()),
                 }
+                last_round_end = Instant::now();
                 self.publish();
             }
             if conn.is_closed() {
@@ -318,7 +326,8 @@ impl Engine {
                         return Ok(());
                     }
                 }
-                _ = conn.notified.notified() => wake = true,
+                _ = conn.notified.notified() => notified = true,
+                _ = tokio::time::sleep_until((last_round_end + self.config.notified_round_gap).into()), if notified => {}
                 _ = nudge.notified() => wake = true,
                 _ = tokio::time::sleep(self.config.local_poll_interval) => {
                     let v = self.local.data_version()?;

@@ -186,6 +186,11 @@ pub struct SyncConfig {
     /// Longest wait for one server operation before the connection is
     /// considered lost.
     pub timeout: Duration,
+    /// Least time between the end of a round and one woken by a server
+    /// NOTIFY: any login may NOTIFY the channel, and a flood of them must not
+    /// keep every workstation syncing without pause. Local writes are not
+    /// held back.
+    pub notified_round_gap: Duration,
 }
 
 impl SyncConfig {
@@ -199,6 +204,7 @@ impl SyncConfig {
             snapshot_chunk: 20_000,
             prune_every: Duration::from_secs(3600),
             timeout: Duration::from_secs(60),
+            notified_round_gap: Duration::from_millis(250),
         }
     }
 }
@@ -218,4 +224,7 @@ pub struct SyncStatus {
     pub conflicts: usize,
     /// Local transactions the server refused, not dismissed ([`rejections`]).
     pub rejected: usize,
+    /// The clinic database is on another machine and reached without TLS
+    /// (the URL says `sslmode=disable`): patient data crosses the network in clear.
+    pub unencrypted: bool,
 }

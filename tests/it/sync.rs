@@ -8,6 +8,8 @@
 mod cases;
 #[path = "sync_crash.rs"]
 mod crash;
+#[path = "sync_flood.rs"]
+mod flood;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
