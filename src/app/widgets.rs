@@ -220,6 +220,10 @@ fn sync_status_ui(ui: &mut egui::Ui, env: &mut Env<'_>, sync: Option<&crate::syn
     if s.rejected > 0 {
         ui.label(RichText::new(env.i18n.tr_args("sync-rejected", &[("count", s.rejected.to_string())])).color(OVERDUE));
     }
+    if s.unencrypted {
+        ui.label(RichText::new(env.tr("sync-unencrypted")).color(OVERDUE))
+            .on_hover_text(env.tr("sync-unencrypted-hint"));
+    }
 }
 
 /// The sync conflicts with what this workstation wrote and what the clinic

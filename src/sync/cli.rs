@@ -268,6 +268,13 @@ pub fn run_sync(profile: Option<&Path>, args: SyncArgs) -> anyhow::Result<ExitCo
     let config = SyncConfig::new(args.database_url);
     // Refuse a bad URL before anything else.
     let target = connect::parse_url(&config.database_url)?;
+    if target.unencrypted_remote() {
+        eprintln!(
+            "warning: {} is another machine and the URL says sslmode=disable: patients' data crosses the network \
+             unencrypted; use sslmode=require or verify-full",
+            target.display()
+        );
+    }
     if args.once {
         let r = super::sync_once(&path, &config)?;
         println!(

@@ -26,6 +26,7 @@ pub const CHANNEL: &str = "clinicdesk_changes";
 pub struct Target {
     config: Config,
     tls: bool,
+    unencrypted_remote: bool,
     root_cert: Option<PathBuf>,
     display: String,
     account: String,
@@ -55,6 +56,12 @@ impl Target {
 
     pub fn uses_tls(&self) -> bool {
         self.tls
+    }
+
+    /// Another machine's database reached without TLS, because the URL said
+    /// `sslmode=disable`: allowed, and shown as a warning.
+    pub fn unencrypted_remote(&self) -> bool {
+        self.unencrypted_remote
     }
 }
 
@@ -106,16 +113,18 @@ pub fn parse_url(url: &str) -> Result<Target> {
     config.keepalives_idle(Duration::from_secs(15));
     config.keepalives_interval(Duration::from_secs(5));
     config.keepalives_retries(3);
+    // Patient data crosses the network only encrypted: TLS for any host but
+    // this machine, unless the URL turns it off in so many words (then the
+    // status bar says so). On loopback or a Unix socket, TLS when asked.
+    let local = config.get_hosts().iter().all(is_this_machine);
     let tls = match config.get_ssl_mode() {
         SslMode::Disable => false,
-        // tokio-postgres defaults to Prefer when the URL says nothing: the
-        // URL asks for TLS only with an explicit sslmode.
-        SslMode::Prefer => cleaned.contains("sslmode=prefer"),
+        // tokio-postgres defaults to Prefer when the URL says nothing.
+        SslMode::Prefer => !local || cleaned.contains("sslmode=prefer"),
         _ => true,
     };
-    if !tls {
-        config.ssl_mode(SslMode::Disable);
-    }
+    config.ssl_mode(if tls { SslMode::Require } else { SslMode::Disable });
+    let unencrypted_remote = !tls && !local;
     let _ = verify; // rustls always verifies; verify-* only asks for TLS.
     let user = config.get_user().unwrap_or_default().to_owned();
     let host = match config.get_hosts().first() {
@@ -127,7 +136,18 @@ pub fn parse_url(url: &str) -> Result<Target> {
     let db = config.get_dbname().unwrap_or(&user).to_owned();
     let display = format!("{user}@{host}:{port}/{db}");
     let account = format!("{user}@{host}");
-    Ok(Target { config, tls, root_cert, display, account })
+    Ok(Target { config, tls, unencrypted_remote, root_cert, display, account })
+}
+
+/// A host on this machine: loopback by name or address, or a Unix socket.
+fn is_this_machine(host: &Host) -> bool {
+    match host {
+        Host::Unix(_) => true,
+        Host::Tcp(name) => {
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+    }
 }
 
 fn percent_decode(s: &str) -> String {
@@ -328,18 +348,32 @@ mod tests {
         assert_eq!(t.account(), "anna@db.clinic");
         assert!(t.has_password());
         assert!(!format!("{t:?}").contains("s3cr"));
-        assert!(!t.uses_tls());
     }
 
     #[test]
-    fn tls_only_when_asked() {
+    fn another_machine_is_reached_over_tls_unless_the_url_says_disable() {
+        for url in ["postgres://a@db.clinic/d", "postgres://a@10.0.0.5/d?sslmode=prefer", "host=db.clinic user=a"] {
+            let t = parse_url(url).unwrap();
+            assert!(t.uses_tls() && !t.unencrypted_remote(), "{url}");
+        }
+        let t = parse_url("postgres://a@db.clinic/d?sslmode=disable").unwrap();
+        assert!(!t.uses_tls() && t.unencrypted_remote());
+        for local in ["postgres://a@localhost/d", "postgres://a@127.0.0.1:5433/d", "postgres://a@[::1]/d"] {
+            let t = parse_url(local).unwrap();
+            assert!(!t.uses_tls() && !t.unencrypted_remote(), "{local}");
+        }
+        assert!(!parse_url("host=/run/postgresql user=a").unwrap().unencrypted_remote());
+    }
+
+    #[test]
+    fn on_this_machine_tls_only_when_asked() {
         assert!(parse_url("postgres://a@h/d?sslmode=require").unwrap().uses_tls());
         assert!(parse_url("postgres://a@h/d?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem").unwrap().uses_tls());
         assert_eq!(
             parse_url("postgres://a@h/d?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem").unwrap().root_cert,
             Some(PathBuf::from("/tmp/ca.pem"))
         );
-        assert!(!parse_url("postgres://a@h/d").unwrap().uses_tls());
+        assert!(!parse_url("postgres://a@localhost/d").unwrap().uses_tls());
         assert!(!parse_url("postgres://a@h/d?sslmode=disable").unwrap().uses_tls());
     }
 

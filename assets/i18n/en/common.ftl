@@ -115,6 +115,8 @@ sync-offline = Clinic database: offline, working locally · { $pending } to send
 sync-last = Last synced { $time }
 sync-conflicts = Conflicts: { $count }
 sync-rejected = Refused by the server: { $count }
+sync-unencrypted = Not encrypted
+sync-unencrypted-hint = The clinic database is on another machine and its address says sslmode=disable: patients' data crosses the network in clear. Ask the administrator for a TLS address (sslmode=require or verify-full) and enter it in Settings.
 conflicts-title = Sync conflicts
 conflicts-none = No conflicts.
 conflict-yours = You wrote: { $value }

@@ -116,6 +116,8 @@ sync-offline = База клиники: нет связи, работа лока
 sync-last = Последняя синхронизация { $time }
 sync-conflicts = Конфликтов: { $count }
 sync-rejected = Отклонено сервером: { $count }
+sync-unencrypted = Без шифрования
+sync-unencrypted-hint = База клиники на другом компьютере, а в её адресе указано sslmode=disable: данные пациентов идут по сети открытым текстом. Попросите администратора адрес с TLS (sslmode=require или verify-full) и укажите его в настройках.
 conflicts-title = Конфликты синхронизации
 conflicts-none = Конфликтов нет.
 conflict-yours = Вы записали: { $value }

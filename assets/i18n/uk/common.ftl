@@ -116,6 +116,8 @@ sync-offline = База клініки: немає зв'язку, робота �
 sync-last = Остання синхронізація { $time }
 sync-conflicts = Конфліктів: { $count }
 sync-rejected = Відхилено сервером: { $count }
+sync-unencrypted = Без шифрування
+sync-unencrypted-hint = База клініки на іншому комп'ютері, а в її адресі вказано sslmode=disable: дані пацієнтів ідуть мережею відкритим текстом. Попросіть адміністратора адресу з TLS (sslmode=require або verify-full) і вкажіть її в налаштуваннях.
 conflicts-title = Конфлікти синхронізації
 conflicts-none = Конфліктів немає.
 conflict-yours = Ви записали: { $value }
