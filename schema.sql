@@ -280,6 +280,9 @@ CREATE TABLE inquiries (
 CREATE INDEX inquiries_by_time ON inquiries(created_at DESC);
 CREATE INDEX inquiries_by_person ON inquiries(person_id, created_at DESC) WHERE person_id IS NOT NULL;
 CREATE INDEX inquiries_open ON inquiries(status, created_at DESC) WHERE status <> 'closed';
+-- The missed-call rules: a caller's open missed-call inquiries (upgrade 0004).
+CREATE INDEX inquiries_missed_open_by_phone ON inquiries(phone_e164, created_at)
+    WHERE source = 'missed_call' AND status <> 'closed' AND deleted_at IS NULL;
 
 CREATE TABLE deals (
     id             TEXT PRIMARY KEY NOT NULL,
@@ -323,6 +326,7 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_open_by_deadline ON tasks(deadline_at) WHERE status IN ('open', 'in_progress');
 CREATE INDEX tasks_by_responsible ON tasks(responsible_id, deadline_at);
 CREATE INDEX tasks_by_person ON tasks(person_id) WHERE person_id IS NOT NULL;
+CREATE INDEX tasks_by_inquiry ON tasks(inquiry_id) WHERE inquiry_id IS NOT NULL;
 
 CREATE TABLE visits (
     id            TEXT PRIMARY KEY NOT NULL,

@@ -4,7 +4,10 @@
 //! numbers, one after another; each is cancelled once it rang.
 //!
 //! `cargo bench --bench call_latency` prints p50/p99/max as seen by the
-//! caller (send → the event line read from the phone's stdout), and the
+//! caller (send → the event line read from the phone's stdout) for calls
+//! back to back (the next INVITE as soon as the last call ended: a call
+//! center) and 0.6 s apart; the time to record one missed call (with its
+//! inquiry and task) straight through the library; and the
 //! phone's own figures (`--timings`: the card lookup and the whole handling
 //! of the INVITE). The replica is the one `benches/store.rs` generates into
 //! target/bench-data (made here with `clinicdesk demo-data` when missing), or
@@ -19,6 +22,10 @@ use std::time::{Duration, Instant};
 
 const CALLS: usize = 500;
 const WARM_UP: usize = 20;
+/// Calls of the second pass, each 0.6 s after the previous one ended.
+const SPACED_CALLS: usize = 60;
+/// Missed calls recorded straight through the library, timed one by one.
+const RECORDED: usize = 300;
 
 fn main() {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_clinicdesk"));
@@ -32,7 +39,9 @@ fn main() {
     std::fs::copy(&replica, profile.path().join("replica.sqlite")).expect("copy the replica");
     std::fs::write(profile.path().join("settings.toml"), "language = \"en\"\nuser_login = \"operator\"\n")
         .expect("settings");
-    let numbers = numbers(&replica, CALLS + WARM_UP);
+    let numbers = numbers(&replica, CALLS + WARM_UP + SPACED_CALLS + RECORDED);
+    let (numbers, to_record) = numbers.split_at(CALLS + WARM_UP + SPACED_CALLS);
+    let recording = record_missed_calls(&replica, to_record);
 
     let mut phone = Command::new(&exe)
         .args(["--profile"])
@@ -62,15 +71,23 @@ fn main() {
     socket.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
     let me = socket.local_addr().expect("address");
     let mut seen = Vec::new();
+    let mut spaced = Vec::new();
     let mut own = Vec::new();
     for (i, number) in numbers.iter().enumerate() {
         let call = Call { n: i, number, me, target };
+        let back_to_back = i < CALLS + WARM_UP;
+        if !back_to_back {
+            // The second pass: a quiet line, as a small clinic has it.
+            std::thread::sleep(Duration::from_millis(600));
+        }
         let sent = Instant::now();
         socket.send_to(call.invite().as_bytes(), target).expect("send INVITE");
         let (at, event) = next_at(&lines, "incoming", Duration::from_secs(10));
         assert_eq!(event["call_id"], call.call_id(), "the incoming event of this call");
         assert!(event["card"]["people"].as_array().is_some_and(|p| !p.is_empty()), "{number}: a known caller");
-        if i >= WARM_UP {
+        if !back_to_back {
+            spaced.push(at.duration_since(sent));
+        } else if i >= WARM_UP {
             seen.push(at.duration_since(sent));
             own.push((
                 event["timing"]["card_us"].as_u64().unwrap_or(0),
@@ -97,16 +114,19 @@ fn main() {
     let summary = next(&lines, "timings", Duration::from_secs(30));
     let _ = phone.wait();
 
-    seen.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let pick = |q: f64| seen[((seen.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "INVITE sent -> incoming event with the card, {} calls: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        seen.len(),
-        ms(pick(0.5)),
-        ms(pick(0.99)),
-        ms(pick(1.0))
-    );
+    for (what, mut v) in [("back to back", seen), ("0.6 s apart", spaced)] {
+        v.sort();
+        let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "INVITE sent -> incoming event with the card, {} calls {what}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            v.len(),
+            ms(pick(0.5)),
+            ms(pick(0.99)),
+            ms(pick(1.0))
+        );
+    }
+    println!("{recording}");
     let mut card: Vec<u64> = own.iter().map(|t| t.0).collect();
     card.sort_unstable();
     let us = |v: &[u64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
@@ -117,6 +137,47 @@ fn main() {
         CALLS + WARM_UP,
         summary
     );
+}
+
+/// Records `numbers.len()` missed calls (each with its inquiry and call-back
+/// task) into a copy of the replica through the library, one transaction
+/// each as the phone does, and says how long one took.
+fn record_missed_calls(replica: &Path, numbers: &[String]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("replica.sqlite");
+    std::fs::copy(replica, &copy).expect("copy the replica");
+    let mut db = clinicdesk::store::Replica::open(&copy).expect("open the copy");
+    let mut took = Vec::new();
+    for (i, number) in numbers.iter().enumerate() {
+        let now = clinicdesk::crm::now_millis();
+        let call = clinicdesk::store::calls::FinishedCall {
+            id: None,
+            direction: clinicdesk::crm::CallDirection::In,
+            peer: number.clone(),
+            did: None,
+            person_id: None,
+            operator_id: None,
+            started_at: now - 20_000,
+            answered_at: None,
+            ended_at: now,
+            result: clinicdesk::crm::CallResult::Missed,
+            sip_call_id: Some(format!("recorded-{i}")),
+        };
+        let start = Instant::now();
+        let recorded = db.record_call(&call).expect("record the call");
+        took.push(start.elapsed());
+        assert!(recorded.missed_inquiry_id.is_some(), "a missed call gets its inquiry");
+    }
+    took.sort();
+    let pick = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+    format!(
+        "recording one missed call (call, inquiry, call-back task, outbox; one transaction), {} calls: \
+         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        took.len(),
+        pick(0.5),
+        pick(0.99),
+        pick(1.0)
+    )
 }
 
 struct Call<'a> {

@@ -360,10 +360,48 @@ fn print_json(value: &serde_json::Value) {
     let _ = out.flush();
 }
 
-/// The face's state: calls, the replica for the call log, the figures seen.
+/// Writes finished calls to the replica on a thread of its own: recording a
+/// call (the missed-call rules, an inquiry, a task) must never hold up the
+/// next call's `incoming` line, which in a call center comes right after.
+struct CallLog {
+    calls: Option<crossbeam_channel::Sender<FinishedCall>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CallLog {
+    fn start(mut replica: Replica) -> std::io::Result<CallLog> {
+        let (tx, rx) = crossbeam_channel::unbounded::<FinishedCall>();
+        let thread = std::thread::Builder::new().name("phone-call-log".into()).spawn(move || {
+            for call in rx {
+                if let Err(e) = replica.record_call(&call) {
+                    tracing::warn!(error = %e, "the call could not be logged in the replica");
+                }
+            }
+        })?;
+        Ok(CallLog { calls: Some(tx), thread: Some(thread) })
+    }
+
+    fn record(&self, call: FinishedCall) {
+        if let Some(tx) = &self.calls {
+            let _ = tx.send(call);
+        }
+    }
+}
+
+impl Drop for CallLog {
+    /// Every call handed over is written before the phone exits.
+    fn drop(&mut self) {
+        self.calls = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The face's state: calls, the call log, the figures seen.
 struct Face {
     calls: Calls,
-    log: Option<Replica>,
+    log: Option<CallLog>,
     figures: HashMap<String, Option<crate::media::CallStats>>,
     /// The quality class last printed per call: `quality` lines are
     /// printed when it changes, not every second.
@@ -448,7 +486,7 @@ impl Face {
 
     /// Logs a finished call in the replica (the missed-call rules apply there).
     fn log_call(&mut self, call_id: &str, view: &CallView, reason: EndReason) {
-        let Some(replica) = &mut self.log else { return };
+        let Some(log) = &self.log else { return };
         let result = match (view.answered_at, reason) {
             (Some(_), _) => CallResult::Answered,
             (None, EndReason::Busy) => CallResult::Busy,
@@ -468,9 +506,7 @@ impl Face {
             result,
             sip_call_id: Some(call_id.to_owned()),
         };
-        if let Err(e) = replica.record_call(&call) {
-            tracing::warn!(error = %e, "the call could not be logged in the replica");
-        }
+        log.record(call);
     }
 }
 
@@ -490,7 +526,7 @@ pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<Exit
     let timings = cfg.timings;
     let log = match &cfg.replica {
         Some(path) => match Replica::open(path) {
-            Ok(r) => Some(r),
+            Ok(r) => Some(CallLog::start(r)?),
             Err(e) => {
                 tracing::warn!(error = %e, "finished calls will not be logged");
                 None

@@ -19,7 +19,11 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// Upgrades in order: entry `n` takes a replica from version `n + 1` to
 /// `n + 2`. Each change to schema.sql adds its upgrade here.
-const UPGRADES: &[&str] = &[include_str!("upgrades/0002_sync.sql"), include_str!("upgrades/0003_task_history.sql")];
+const UPGRADES: &[&str] = &[
+    include_str!("upgrades/0002_sync.sql"),
+    include_str!("upgrades/0003_task_history.sql"),
+    include_str!("upgrades/0004_call_rule_indexes.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 1 + UPGRADES.len() as i64;
