@@ -2,6 +2,7 @@
 //! clinic's phones. See README.md ("Architecture") for what each module owns.
 
 pub mod app;
+pub mod cli;
 pub mod crm;
 pub mod demo;
 pub mod i18n;

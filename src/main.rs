@@ -74,6 +74,9 @@ enum Cmd {
         #[command(subcommand)]
         what: clinicdesk::sync::cli::ImportCmd,
     },
+    /// A report over the profile's replica: inquiries, funnel, speed, calls,
+    /// missed, operators or marketing.
+    Report(clinicdesk::cli::report::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
         Some(Cmd::Server { action }) => clinicdesk::sync::cli::run_server(action),
         Some(Cmd::Sync(args)) => clinicdesk::sync::cli::run_sync(cli.profile.as_deref(), args),
         Some(Cmd::Import { what }) => clinicdesk::sync::cli::run_import(cli.profile.as_deref(), what),
+        Some(Cmd::Report(args)) => clinicdesk::cli::report::run_report(cli.profile.as_deref(), args),
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,7 @@ pub mod forms;
 pub mod history;
 mod migrate;
 pub mod queries;
+pub mod reports;
 pub mod search;
 pub mod writes;
 

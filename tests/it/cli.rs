@@ -189,3 +189,100 @@ fn demo_data_is_deterministic_for_a_seed() {
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
+
+#[test]
+fn report_prints_json_over_the_replica_and_refuses_bad_input_untouched() {
+    let profile = demo_profile(60, 600);
+    let replica = profile.path().join("replica.sqlite");
+    let to = chrono::Utc::now().date_naive();
+    let from = to - chrono::Duration::days(364);
+    let (from_text, to_text) = (from.to_string(), to.to_string());
+    let before = file_digest(&replica);
+    let out = run(
+        profile.path(),
+        &[
+            "report", "calls", "--from", &from_text, "--to", &to_text, "--by", "month", "--format", "json", "--tz",
+            "UTC",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(json["kind"], "calls");
+    assert_eq!(json["from"], from_text.as_str());
+    assert_eq!(json["to"], to_text.as_str());
+    assert_eq!(json["tz"], "UTC");
+    assert_eq!(json["partial_view"], false, "a generated replica, no user: nothing held back");
+    let rows = json["rows"].as_array().expect("rows");
+    assert!(rows.len() >= 12, "one row a month: {rows:?}");
+    for row in rows {
+        assert!(row["key"].is_string(), "{row}");
+        for metric in
+            ["inbound", "outbound", "answered", "missed", "busy", "missed_rate", "service_level", "avg_answer_s"]
+        {
+            assert!(row.get(metric).is_some(), "{metric} in {row}");
+        }
+    }
+    let total = &json["total"];
+    assert!(total["previous"]["inbound"].is_i64() && total["delta"]["inbound"].is_i64(), "{total}");
+    // The total is what one plain query counts; the months add up to it.
+    let conn = rusqlite::Connection::open(&replica).unwrap();
+    let start = from.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    let end = (to + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    let inbound: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM calls WHERE direction = 'in' AND deleted_at IS NULL AND started_at >= ? AND started_at < ?",
+            [start, end],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    assert!(inbound > 0);
+    assert_eq!(total["inbound"], inbound);
+    assert_eq!(rows.iter().map(|r| r["inbound"].as_i64().unwrap()).sum::<i64>(), inbound);
+
+    // Bad input: a message saying what is wrong and what to do, no output.
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["report", "calls", "--from", "2026-02-30", "--to", "2026-03-01"],
+            "--from \"2026-02-30\" is not a date: write it as YYYY-MM-DD",
+        ),
+        (
+            &["report", "calls", "--from", "2026-03-10", "--to", "2026-03-01"],
+            "--to 2026-03-01 is before --from 2026-03-10",
+        ),
+        (
+            &["report", "sales", "--from", "2026-03-01", "--to", "2026-03-02"],
+            "unknown report \"sales\": choose one of inquiries",
+        ),
+        (
+            &["report", "calls", "--from", "2026-03-01", "--to", "2026-03-02", "--by", "reason"],
+            "cannot be broken down by reason",
+        ),
+        (
+            &["report", "calls", "--from", "2026-03-01", "--to", "2026-03-02", "--operator", "nobody"],
+            "no user \"nobody\"",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = run(profile.path(), args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out =
+        run(profile.path(), &["report", "calls", "--from", "2026-03-01", "--to", "2026-03-02", "--tz", "Mars/Base"]);
+    assert!(!out.status.success() && stderr(&out).contains("unknown time zone \"Mars/Base\""), "{}", stderr(&out));
+
+    // The demo operator may not see everyone's calls: a partial view, said
+    // in the table too.
+    std::fs::write(profile.path().join("settings.toml"), "user_login = \"operator\"\n").unwrap();
+    let out = run(profile.path(), &["report", "calls", "--from", &from_text, "--to", &to_text, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["partial_view"], true);
+    let out = run(profile.path(), &["report", "operators", "--from", &from_text, "--to", &to_text]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("partial view") && table.contains("share") && table.contains("total"), "{table}");
+    assert_eq!(file_digest(&replica), before, "a report writes nothing");
+}
