@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tempfile::TempDir;
+
 use super::harness::{Peer, require};
 use super::media::Pulse;
-use super::sip::{Baresip, Kamailio, kamailio_phone, write_tone};
+use super::sip::{Baresip, Kamailio, Phone, kamailio_phone, write_tone};
 
 /// Our microphone: a 1000 Hz tone (their own is 440 Hz, so neither is taken for the other).
 const OURS_HZ: f32 = 1000.0;
@@ -79,6 +81,19 @@ fn tone_file(dir: &Path, freq: f32, name: &str) -> PathBuf {
     path
 }
 
+/// The operator's phone registered at a new kamailio, its microphone our
+/// tone; and the patients' own (440 Hz).
+fn operator_playing_a_tone() -> (TempDir, Kamailio, Phone, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let kamailio = Kamailio::start(dir.path());
+    let ours = tone_file(dir.path(), OURS_HZ, "ours.wav");
+    let theirs = tone_file(dir.path(), 440.0, "theirs.wav");
+    let play = ours.display().to_string();
+    // G.711: silence is sent as silence, so the patient's player runs on through the hold.
+    let phone = kamailio_phone(dir.path(), &kamailio, &["--play", &play, "--codecs", "pcmu"]);
+    (dir, kamailio, phone, theirs)
+}
+
 /// A patient's phone: baresip registered as `user`, its speaker a sound
 /// server of its own whose output is recorded (8 kHz mono) until `heard`.
 struct Patient {
@@ -107,6 +122,16 @@ impl Patient {
         Patient { phone, recorder: Some(recorder), speaker, _sound: sound }
     }
 
+    /// Calls the operator, who answers; the call's id.
+    fn calls(&mut self, operator: &mut Phone, kamailio: &Kamailio) -> String {
+        self.phone.command("dial", &format!("sip:100@{}", kamailio.server()));
+        let id = operator.event("incoming")["call_id"].as_str().unwrap().to_owned();
+        operator.send(&format!("answer {id}"));
+        operator.call_event("answered", &id);
+        self.phone.event("CALL_ESTABLISHED");
+        id
+    }
+
     /// What the patient's speaker played, once the call is over.
     fn heard(&mut self) -> Vec<f32> {
         drop(self.recorder.take());
@@ -119,20 +144,9 @@ impl Patient {
 /// for the held patient (nothing of the tone arrives), `resume` brings it back.
 #[test]
 fn on_hold_the_patient_hears_nothing_of_the_operator() {
-    let dir = tempfile::tempdir().unwrap();
-    let kamailio = Kamailio::start(dir.path());
-    let ours = tone_file(dir.path(), OURS_HZ, "ours.wav");
-    let theirs = tone_file(dir.path(), 440.0, "theirs.wav");
-    let play = ours.display().to_string();
-    // G.711: silence is sent as silence, so baresip's recording runs on through the hold.
-    let mut phone = kamailio_phone(dir.path(), &kamailio, &["--play", &play, "--codecs", "pcmu"]);
+    let (dir, kamailio, mut phone, theirs) = operator_playing_a_tone();
     let mut patient = Patient::start(dir.path(), &kamailio, "200", &theirs);
-
-    patient.phone.command("dial", &format!("sip:100@{}", kamailio.server()));
-    let id = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
-    phone.send(&format!("answer {id}"));
-    phone.call_event("answered", &id);
-    patient.phone.event("CALL_ESTABLISHED");
+    let id = patient.calls(&mut phone, &kamailio);
     let_audio_flow(2.0);
     phone.send(&format!("hold {id}"));
     phone.call_event("held", &id);
@@ -155,28 +169,13 @@ fn on_hold_the_patient_hears_nothing_of_the_operator() {
 /// conversation with the second, and the operator again once resumed.
 #[test]
 fn answering_a_waiting_call_keeps_the_first_patient_out_of_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let kamailio = Kamailio::start(dir.path());
-    let ours = tone_file(dir.path(), OURS_HZ, "ours.wav");
-    let theirs = tone_file(dir.path(), 440.0, "theirs.wav");
-    let play = ours.display().to_string();
-    let mut phone = kamailio_phone(dir.path(), &kamailio, &["--play", &play, "--codecs", "pcmu"]);
+    let (dir, kamailio, mut phone, theirs) = operator_playing_a_tone();
     let mut first = Patient::start(dir.path(), &kamailio, "200", &theirs);
     let mut second = Patient::start(dir.path(), &kamailio, "300", &theirs);
-
-    first.phone.command("dial", &format!("sip:100@{}", kamailio.server()));
-    let one = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
-    phone.send(&format!("answer {one}"));
-    phone.call_event("answered", &one);
-    first.phone.event("CALL_ESTABLISHED");
+    let one = first.calls(&mut phone, &kamailio);
     let_audio_flow(2.0);
-
-    second.phone.command("dial", &format!("sip:100@{}", kamailio.server()));
-    let two = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
-    phone.send(&format!("answer {two}"));
-    phone.call_event("answered", &two);
+    let two = second.calls(&mut phone, &kamailio);
     phone.call_event("held", &one);
-    second.phone.event("CALL_ESTABLISHED");
     let_audio_flow(HOLD_S);
     phone.send(&format!("hangup {two}"));
     phone.call_event("ended", &two);
