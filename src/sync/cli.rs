@@ -277,6 +277,12 @@ pub fn run_sync(profile: Option<&Path>, args: SyncArgs) -> anyhow::Result<ExitCo
     }
     if args.once {
         let r = super::sync_once(&path, &config)?;
+        if let Some(id) = &r.new_client_id {
+            println!(
+                "this replica is a copy of another workstation's or was restored from a backup: \
+                 it has a new client id {id} and uploaded its pending changes under it"
+            );
+        }
         println!(
             "{}: uploaded {} changes in {} transactions ({} conflicts, {} rejected); downloaded {} rows{}; {} pending",
             target.display(),

@@ -43,6 +43,9 @@ pub struct SyncReport {
     pub snapshot: bool,
     /// Outbox rows still waiting.
     pub pending: usize,
+    /// The client id this replica took because the server had seen its old
+    /// one with other transactions (a copied or restored replica).
+    pub new_client_id: Option<String>,
 }
 
 /// The running engine of the window: stop it with [`SyncHandle::stop`].
@@ -349,20 +352,39 @@ impl Engine {
         Ok(())
     }
 
+    /// Uploads every pending transaction, in order. A transaction answered
+    /// [`protocol::CLONED`] means this replica is a copy of another
+    /// workstation's (or a restored backup): it takes a new client id and
+    /// uploads the rest again under it. One answered
+    /// [`protocol::OUT_OF_ORDER`] (its predecessor did not commit) starts
+    /// the next batch.
     async fn upload_all(&mut self, conn: &Connection) -> Result<()> {
+        let mut renewals = 0;
         loop {
-            let (txs, acked) = self.local.pending_batch(self.config.upload_batch)?;
+            let txs = self.local.pending_batch(self.config.upload_batch)?;
             if txs.is_empty() {
                 return Ok(());
             }
             let started = Instant::now();
-            let answers =
-                self.timed(async { Ok(protocol::upload(&conn.client, &self.client_id, acked, &txs).await) }).await?;
+            let answers = self.timed(async { Ok(protocol::upload(&conn.client, &self.client_id, &txs).await) }).await?;
             let uploaded = started.elapsed();
             let mut answered = Vec::with_capacity(txs.len());
             let mut failure = None;
+            let mut cloned = None;
             for (tx, answer) in txs.into_iter().zip(answers) {
                 match answer {
+                    Ok(outcome) if outcome.status == protocol::CLONED => {
+                        cloned = Some(outcome.error.unwrap_or_default());
+                        break;
+                    }
+                    Ok(outcome) if outcome.status == protocol::OUT_OF_ORDER => {
+                        if answered.is_empty() {
+                            failure = Some(SyncError::Protocol(
+                                "the server answered the first upload of a batch out of order".into(),
+                            ));
+                        }
+                        break;
+                    }
                     Ok(outcome) => answered.push((tx, outcome)),
                     Err(e) => {
                         failure = Some(e);
@@ -384,6 +406,21 @@ impl Engine {
             self.report.rejected += summary.rejected;
             if let Some(e) = failure {
                 return Err(e);
+            }
+            if let Some(why) = cloned {
+                renewals += 1;
+                if renewals > 3 {
+                    return Err(SyncError::Protocol(format!("the server keeps refusing this client id: {why}")));
+                }
+                let old = self.client_id.clone();
+                self.client_id = self.local.renew_client_id(&old)?;
+                tracing::warn!(
+                    old = %old,
+                    new = %self.client_id,
+                    "this replica is a copy of another workstation's or was restored from a backup ({why}); \
+                     it syncs under a new client id and uploads its pending changes again"
+                );
+                self.report.new_client_id = Some(self.client_id.clone());
             }
             self.publish();
         }

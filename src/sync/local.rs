@@ -189,6 +189,36 @@ impl Local {
         Ok(id)
     }
 
+    /// Takes a new client id in place of `old`, which the server found
+    /// numbering another replica's transactions too (this replica is a copy
+    /// of another workstation's, or was restored from a backup). The pending
+    /// transactions keep their numbers and UUIDs: under the new id they are
+    /// new to the server, except those it has already applied, which it
+    /// knows by UUID. The old ids are kept in `former_client_ids`.
+    pub fn renew_client_id(&mut self, old: &str) -> Result<String> {
+        let tx = self.replica.bulk_transaction()?;
+        let current: Option<String> =
+            tx.query_row("SELECT value FROM sync_state WHERE key = 'client_id'", [], |r| r.get(0)).optional()?;
+        if let Some(current) = current
+            && current != old
+        {
+            // Renewed already (by another engine on this replica).
+            return Ok(current);
+        }
+        let former: Option<String> = tx
+            .query_row("SELECT value FROM sync_state WHERE key = 'former_client_ids'", [], |r| r.get(0))
+            .optional()?;
+        let former = match former {
+            Some(list) if !list.is_empty() => format!("{list} {old}"),
+            _ => old.to_owned(),
+        };
+        let id = new_id();
+        set_state(&tx, "former_client_ids", &former)?;
+        set_state(&tx, "client_id", &id)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
     /// Remembers which server this replica syncs with. A replica that
     /// synced with another database forgets its cursor and resyncs.
     pub fn bind_server(&mut self, database_id: &str) -> Result<bool> {
@@ -246,9 +276,8 @@ impl Local {
     }
 
     /// The oldest local transactions, whole, up to about `max_mutations`
-    /// outbox rows, with the starting values of contended fields; and the
-    /// last mutation id the server may forget (all before the batch).
-    pub fn pending_batch(&mut self, max_mutations: usize) -> Result<(Vec<LocalTx>, i64)> {
+    /// outbox rows, with the starting values of contended fields.
+    pub fn pending_batch(&mut self, max_mutations: usize) -> Result<Vec<LocalTx>> {
         let limit = max_mutations.max(1) as i64;
         let rows: Vec<(i64, String, String, String, String, String, i64)> = {
             let mut stmt = self.conn().prepare_cached(
@@ -260,10 +289,9 @@ impl Local {
             })?
             .collect::<rusqlite::Result<_>>()?
         };
-        let Some(first) = rows.first() else {
-            return Ok((Vec::new(), 0));
-        };
-        let acked = first.0 - 1;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let full = rows.len() as i64 == limit;
         let mut txs: Vec<LocalTx> = Vec::new();
         let mut unreadable: Vec<(String, String)> = Vec::new();
@@ -297,7 +325,7 @@ impl Local {
                     txs.pop();
                 } else {
                     let tx_id = last.tx_id.clone();
-                    return self.whole_transaction(&tx_id, acked);
+                    return self.whole_transaction(&tx_id);
                 }
             }
         }
@@ -306,10 +334,10 @@ impl Local {
             return self.pending_batch(max_mutations);
         }
         self.attach_bases(&mut txs)?;
-        Ok((txs, acked))
+        Ok(txs)
     }
 
-    fn whole_transaction(&mut self, tx_id: &str, acked: i64) -> Result<(Vec<LocalTx>, i64)> {
+    fn whole_transaction(&mut self, tx_id: &str) -> Result<Vec<LocalTx>> {
         let rows: Vec<(i64, String, String, String, String, i64)> = {
             let mut stmt = self.conn().prepare(
                 "SELECT mutation_id, table_name, row_id, op, payload, created_at FROM outbox WHERE tx_id = ?
@@ -336,7 +364,7 @@ impl Local {
         }
         let mut txs = vec![tx];
         self.attach_bases(&mut txs)?;
-        Ok((txs, acked))
+        Ok(txs)
     }
 
     /// An outbox entry that cannot be read would block the queue forever:
@@ -1056,8 +1084,7 @@ mod tests {
         r.write(|w| w.update("deals", "d1", &[("stage_id", text("s2")), ("title", text("y"))])).unwrap();
         r.write(|w| w.update("deals", "d1", &[("stage_id", text("s3"))])).unwrap();
         let mut local = Local::open(&path).unwrap();
-        let (txs, acked) = local.pending_batch(100).unwrap();
-        assert_eq!(acked, 0);
+        let txs = local.pending_batch(100).unwrap();
         assert_eq!(txs.len(), 3);
         assert_eq!(txs[0].mutations.len(), 5, "the first transaction is whole");
         // The second starts from the stage the deal had; the third from the second's.
@@ -1065,11 +1092,11 @@ mod tests {
         assert_eq!(txs[2].mutations[0].base.get("stage_id"), Some(&serde_json::json!("s2")));
         assert!(txs[1].mutations[0].base.get("title").is_none());
         // A limit inside the first transaction still gives it whole.
-        let (txs, _) = local.pending_batch(2).unwrap();
+        let txs = local.pending_batch(2).unwrap();
         assert_eq!(txs.len(), 1);
         assert_eq!(txs[0].mutations.len(), 5);
         // A limit inside the second gives only the first.
-        let (txs, _) = local.pending_batch(6).unwrap();
+        let txs = local.pending_batch(6).unwrap();
         assert_eq!(txs.len(), 2);
     }
 
@@ -1077,7 +1104,7 @@ mod tests {
     fn acknowledged_rejection_is_recorded_and_the_row_goes_back_to_the_server_state() {
         let (_dir, path) = replica();
         let mut local = Local::open(&path).unwrap();
-        let (txs, _) = local.pending_batch(100).unwrap();
+        let txs = local.pending_batch(100).unwrap();
         let outcome = Outcome {
             status: "rejected".into(),
             error: Some("duplicate key".into()),

@@ -4,7 +4,11 @@
 //!   server transaction), pipelined on the connection; the answer says
 //!   applied (with any conflicts) or rejected, and brings the server's state
 //!   of the touched rows. Retrying is safe: the server answers a transaction
-//!   it has seen from its record, by (client id, first mutation id).
+//!   it has seen from its record, by the transaction's own UUID (its
+//!   `tx_id`). Two more answers apply nothing: [`CLONED`] (this client id
+//!   numbered another transaction the same: the replica is a copy, or a
+//!   restored backup) and [`OUT_OF_ORDER`] (the transaction before it in the
+//!   pipeline did not commit).
 //! * Download: one call of `clinicdesk_changes` (one statement, so one
 //!   snapshot): the change log after the cursor and *below*
 //!   `pg_snapshot_xmin(pg_current_snapshot())` (every transaction that could
@@ -27,10 +31,20 @@ use super::local::{Cursor, LocalTx, RowState, row_from_json};
 use super::tables::{ColType, TableSpec, quote_ident, quote_literal};
 use super::{Result, SyncError};
 
+/// The answer to an upload whose (client id, first mutation id) the server
+/// has recorded for another transaction: nothing was applied, the replica
+/// must take a new client id and upload again.
+pub const CLONED: &str = "cloned";
+
+/// The answer to an upload whose predecessor in the pipeline did not commit:
+/// nothing was applied; upload it again after that one.
+pub const OUT_OF_ORDER: &str = "out_of_order";
+
 /// The server's answer to one uploaded local transaction.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct Outcome {
-    /// "applied" or "rejected".
+    /// "applied" or "rejected"; or [`CLONED`] or [`OUT_OF_ORDER`], when
+    /// nothing was applied.
     pub status: String,
     #[serde(default)]
     pub conflicts: Vec<ServerConflict>,
@@ -68,17 +82,20 @@ pub struct OutcomeRow {
 
 /// Uploads local transactions in order, pipelined. Each answer is either
 /// the outcome or the error that stopped it; after the first error the rest
-/// are worth retrying later (the server may or may not have seen them).
-pub async fn upload(client: &Client, client_id: &str, acked: i64, txs: &[LocalTx]) -> Vec<Result<Outcome>> {
-    let stmt = match client.prepare("SELECT clinicdesk_apply($1, $2, $3, $4, $5)").await {
+/// are worth retrying later (the server may or may not have seen them). Each
+/// call names the transaction before it, so the server applies none whose
+/// predecessor did not commit ([`OUT_OF_ORDER`]).
+pub async fn upload(client: &Client, client_id: &str, txs: &[LocalTx]) -> Vec<Result<Outcome>> {
+    let stmt = match client.prepare("SELECT clinicdesk_apply($1, $2, $3, $4, $5, $6)").await {
         Ok(s) => s,
         Err(e) => return vec![Err(e.into())],
     };
-    let calls = txs.iter().map(|tx| {
+    let calls = txs.iter().enumerate().map(|(i, tx)| {
         let stmt = &stmt;
+        let prev: Option<&str> = i.checked_sub(1).map(|p| txs[p].tx_id.as_str());
         async move {
             let json = tx.to_json();
-            let row = client.query_one(stmt, &[&client_id, &tx.first, &tx.last, &acked, &json]).await?;
+            let row = client.query_one(stmt, &[&client_id, &tx.tx_id, &prev, &tx.first, &tx.last, &json]).await?;
             let answer: serde_json::Value = row.try_get(0)?;
             serde_json::from_value::<Outcome>(answer).map_err(|e| SyncError::Protocol(format!("upload answer: {e}")))
         }

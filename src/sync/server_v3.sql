@@ -30,6 +30,11 @@
 --     uploads the server refused.
 --   * Calls, inquiries and people get column guards like users, deals and
 --     tasks: what a login may not change of a row it may otherwise save.
+--   * An upload was known by (client id, mutation id) only: a copied or
+--     restored replica was answered with another transaction's outcome, or
+--     had its old transactions applied again. Now by the transaction's own
+--     UUID too, and one client's uploads commit in its order (see
+--     "Uploads" below).
 
 -- Nobody but the owner creates objects in the clinic's schema (PostgreSQL
 -- before 15 lets PUBLIC create in `public`): a login's own functions or
@@ -330,13 +335,61 @@ CREATE TRIGGER clinicdesk_guard BEFORE UPDATE ON people
 
 -- Uploads --------------------------------------------------------------------------
 
--- Version 2's clinicdesk_apply, and a rejected upload is recorded in the
--- audit trail (after the block whose rollback undid its changes, so the
--- record stays).
-CREATE OR REPLACE FUNCTION clinicdesk_apply(p_client TEXT, p_first BIGINT, p_last BIGINT, p_acked BIGINT, p_mutations JSONB)
+-- An upload is known by the local transaction's own UUID, not only by
+-- (client id, mutation id).
+--
+-- Version 2 answered an upload it had seen by (client id, first mutation
+-- id) alone. A replica copied to a second PC (a disk image) has the same
+-- client id and numbers its next transactions as the original does: the
+-- copy's import of 200 people was answered with the original's outcome of
+-- its own import ("applied"), the copy dropped it from its outbox, and the
+-- server's state of those rows (none) took the people away from the copy
+-- too. A replica restored from a backup re-sent transactions the server
+-- had applied but whose records it had deleted when later uploads
+-- acknowledged them (p_acked): they were applied again, over newer values.
+--
+-- Now each upload carries its transaction's UUID (the outbox's tx_id, a
+-- fresh UUID for every local write transaction, src/store/mod.rs), and
+-- sync_client_txs records it with the outcome:
+--   * the same UUID again (a retry; a copy or a restored backup re-sending a
+--     transaction made before the copy) is answered from the record, under
+--     whatever client id it comes: nothing is applied twice;
+--   * the same (client id, first mutation id) with another UUID is another
+--     transaction: the replica is a copy of another workstation's, or was
+--     restored from a backup. Nothing is applied and the answer is
+--     {"status": "cloned"}; the workstation takes a new client id and
+--     uploads its pending transactions again under it;
+--   * p_prev, the UUID of the transaction uploaded just before this one in
+--     the same pipeline (NULL for the first of a batch), must be recorded:
+--     a transaction whose predecessor failed (a deadlock, a lock timeout, a
+--     serialization failure, a "cloned" answer) is answered
+--     {"status": "out_of_order"} and not applied, so one client's uploads
+--     commit in its order whatever fails in the pipeline.
+--
+-- How long records are kept: no longer deleted when acknowledged, but by
+-- clinicdesk_prune with the change log (server_v2.sql: applied_at older
+-- than the log's cut-off, log_retention_days at least). That is exactly
+-- as long as a replica can come back incrementally: a replica restored from
+-- an older backup has a cursor behind the pruned log and takes a snapshot
+-- anyway. One row per local transaction (the change log holds one per
+-- changed row), so keeping them that long costs less than the log itself.
+-- What stays open: the pending edits of a backup older than the retention
+-- are no longer recognised and are applied as new ones.
+-- Records from version 2 have no UUID (NULL): they answer their (client id,
+-- first mutation id) as before.
+ALTER TABLE sync_client_txs ADD COLUMN tx_uuid TEXT;
+CREATE INDEX sync_client_txs_by_tx ON sync_client_txs (tx_uuid) WHERE tx_uuid IS NOT NULL;
+
+-- Version 2's clinicdesk_apply, keyed as above, and a rejected upload is
+-- recorded in the audit trail (after the block whose rollback undid its
+-- changes, so the record stays). p_acked is gone: records are kept (above).
+DROP FUNCTION clinicdesk_apply(TEXT, BIGINT, BIGINT, BIGINT, JSONB);
+CREATE FUNCTION clinicdesk_apply(p_client TEXT, p_tx TEXT, p_prev TEXT, p_first BIGINT, p_last BIGINT,
+                                 p_mutations JSONB)
 RETURNS JSONB LANGUAGE plpgsql AS $$
 DECLARE
     v_outcome   JSONB;
+    v_seen      RECORD;
     v_conflicts JSONB := '[]';
     v_rows      JSONB := '[]';
     v_row       JSONB;
@@ -358,11 +411,31 @@ DECLARE
     g           RECORD;
     r           RECORD;
 BEGIN
+    IF p_tx IS NULL OR p_tx = '' THEN
+        RAISE EXCEPTION 'an upload without its transaction''s UUID' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One client's uploads one at a time, and one transaction's wherever it
+    -- comes from (a copy re-sending it under a new client id).
     PERFORM pg_advisory_xact_lock(hashtextextended('clinicdesk client ' || p_client, 0));
-    -- Transactions never overlap and p_acked is a boundary: a range of the key.
-    DELETE FROM sync_client_txs WHERE client_id = p_client AND first_mutation_id <= p_acked;
-    SELECT outcome INTO v_outcome FROM sync_client_txs WHERE client_id = p_client AND first_mutation_id = p_first;
+    PERFORM pg_advisory_xact_lock(hashtextextended('clinicdesk tx ' || p_tx, 0));
+    SELECT outcome INTO v_outcome FROM sync_client_txs WHERE tx_uuid = p_tx ORDER BY applied_at LIMIT 1;
     IF NOT FOUND THEN
+        SELECT tx_uuid, outcome INTO v_seen FROM sync_client_txs
+        WHERE client_id = p_client AND first_mutation_id = p_first;
+        IF FOUND AND v_seen.tx_uuid IS NOT NULL THEN
+            -- Another transaction of "this client" had this number: a copy.
+            RETURN jsonb_build_object('status', 'cloned', 'rows', '[]'::jsonb,
+                'error', format('client id %s has already uploaded another transaction numbered %s: this replica '
+                                'is a copy of another workstation''s, or was restored from a backup', p_client, p_first));
+        ELSIF FOUND THEN
+            v_outcome := v_seen.outcome;
+        ELSIF p_prev IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sync_client_txs WHERE tx_uuid = p_prev) THEN
+            -- The one before did not commit: this one waits for its retry.
+            RETURN jsonb_build_object('status', 'out_of_order', 'rows', '[]'::jsonb,
+                'error', 'the transaction uploaded before this one was not applied');
+        END IF;
+    END IF;
+    IF v_outcome IS NULL THEN
         BEGIN
             IF jsonb_array_length(p_mutations) > 1
                AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(p_mutations) AS e WHERE e->>'op' IS DISTINCT FROM 'insert') THEN
@@ -497,8 +570,8 @@ BEGIN
             v_outcome := jsonb_build_object('status', 'rejected', 'error', SQLERRM, 'detail', coalesce(v_detail, ''),
                                             'code', SQLSTATE);
         END;
-        INSERT INTO sync_client_txs (client_id, first_mutation_id, last_mutation_id, outcome, applied_at)
-        VALUES (p_client, p_first, p_last, v_outcome, clinicdesk_now_ms());
+        INSERT INTO sync_client_txs (client_id, first_mutation_id, last_mutation_id, tx_uuid, outcome, applied_at)
+        VALUES (p_client, p_first, p_last, p_tx, v_outcome, clinicdesk_now_ms());
         IF v_outcome->>'status' = 'rejected' THEN
             PERFORM clinicdesk_audit_refusal(p_mutations,
                 concat_ws(' ', v_outcome->>'error', '(' || nullif(v_outcome->>'detail', '') || ')',
@@ -569,7 +642,7 @@ BEGIN
 END
 $$;
 GRANT EXECUTE ON FUNCTION
-    clinicdesk_apply(TEXT, BIGINT, BIGINT, BIGINT, JSONB),
+    clinicdesk_apply(TEXT, TEXT, TEXT, BIGINT, BIGINT, JSONB),
     clinicdesk_changes(TEXT, BIGINT, TEXT, INTEGER, JSONB),
     clinicdesk_prune(BIGINT),
     clinicdesk_audit(TEXT, TEXT, TEXT, BIGINT, BIGINT, INTEGER),

@@ -15,6 +15,7 @@ mod rules;
 mod sip;
 mod softphone;
 mod sync;
+mod sync_clone;
 mod sync_window;
 mod tasks_ui;
 mod team;

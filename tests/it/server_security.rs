@@ -31,12 +31,13 @@ fn value<T: for<'a> FromSql<'a>>(db: &Db, sql: &str) -> Result<T, SqlState> {
 }
 
 /// `clinicdesk_apply` as a workstation calls it; the outcome without its rows.
-fn apply(db: &Db, client: &str, first: i64, acked: i64, mutations: serde_json::Value) -> serde_json::Value {
+/// (`_acked`: version 3 keeps the records of acknowledged uploads.)
+fn apply(db: &Db, client: &str, first: i64, _acked: i64, mutations: serde_json::Value) -> serde_json::Value {
     let row = db
         .rt
         .block_on(db.client.query_one(
-            "SELECT clinicdesk_apply($1, $2, $3, $4, $5) - 'rows'",
-            &[&client, &first, &first, &acked, &mutations],
+            "SELECT clinicdesk_apply($1, $2, NULL, $3, $3, $4) - 'rows'",
+            &[&client, &new_id(), &first, &mutations],
         ))
         .unwrap_or_else(|e| panic!("clinicdesk_apply: {e}"));
     row.get(0)
