@@ -116,6 +116,9 @@ pub struct JitterBuffer {
     frames_since_shrink: u32,
     /// When a packet was last missing at its turn (not late: lost).
     last_loss: Option<Instant>,
+    /// The newest packets in sequence that came behind the playout point:
+    /// the transit of the last one (ms) and how many in a row.
+    behind: Option<(f64, u32)>,
     concealed_run: u64,
     stats: JitterStats,
 }
@@ -155,6 +158,7 @@ impl JitterBuffer {
             last_quiet: true,
             frames_since_shrink: 0,
             last_loss: None,
+            behind: None,
             concealed_run: 0,
             stats: JitterStats::default(),
         }
@@ -196,6 +200,7 @@ impl JitterBuffer {
         self.ready.clear();
         self.target_ms = self.cfg.margin_ms;
         self.raw_target_ms = self.cfg.margin_ms;
+        self.behind = None;
         self.stats.resets += 1;
     }
 
@@ -210,6 +215,7 @@ impl JitterBuffer {
             }
         }
         let seq = self.seq_unwrap.unwrap(sequence);
+        let newest = self.highest_seq.is_some_and(|h| seq > h);
         match self.highest_seq {
             // A hole in the sequence: the network loses (or reorders) packets.
             Some(h) if seq > h + 1 => self.last_loss = Some(arrival),
@@ -223,10 +229,17 @@ impl JitterBuffer {
         match self.next_ts {
             Some(next) if ts < next => {
                 self.stats.packets_late += 1;
+                if newest && self.timestamps_jumped_back(transit) {
+                    // The sender's clock stepped back (Asterisk does on a re-INVITE or a
+                    // transfer, keeping its SSRC): every packet from now on would be
+                    // "late" for the rest of the call. Start the playout afresh here.
+                    self.reset();
+                    self.push(sequence, timestamp, payload, arrival);
+                }
                 return;
             }
             None => self.next_ts = Some(ts),
-            _ => {}
+            _ => self.behind = None,
         }
         if self.packets.contains_key(&ts) {
             self.stats.packets_duplicate += 1;
@@ -237,6 +250,21 @@ impl JitterBuffer {
             self.packets.pop_first();
         }
         self.packets.insert(ts, Stored { seq, payload: payload.to_vec() });
+    }
+
+    /// Whether the newest packets coming behind the playout point show a step
+    /// back of the sender's timestamps rather than a late network: three in a
+    /// row with the same transit (arrival − timestamp, within half a frame).
+    /// After a step every packet is shifted alike; packets the network held
+    /// back come in a burst whose transits fall a frame apart, or alone.
+    fn timestamps_jumped_back(&mut self, transit: f64) -> bool {
+        let tolerance = self.frame_ms() / 2.0;
+        let run = match self.behind {
+            Some((t, n)) if (t - transit).abs() <= tolerance => n + 1,
+            _ => 1,
+        };
+        self.behind = Some((transit, run));
+        run >= 3
     }
 
     fn observe_transit(&mut self, arrival: Instant, transit: f64) {
@@ -326,7 +354,21 @@ impl JitterBuffer {
 
     fn fill(&mut self, codec: &mut dyn Codec, frame: usize, fec_extra: f64) -> Playout {
         let frame_ms = self.frame_ms();
-        let Some(next) = self.next_ts else { return Playout::Idle };
+        let Some(mut next) = self.next_ts else { return Playout::Idle };
+        if !self.packets.contains_key(&next)
+            && let Some((&ahead, _)) = self.packets.range(next + 1..next + frame as i64).next()
+        {
+            // The sender's timestamps stepped forward by other than whole frames
+            // (same SSRC): no packet would ever sit exactly at the playout point
+            // again. Move the point onto the packets' grid.
+            next = ahead;
+            self.next_ts = Some(ahead);
+            // The transits before the step are off by the step: forget them, or
+            // the buffer would keep its length as delay for a whole window.
+            self.transits.clear();
+            self.target_ms = self.cfg.margin_ms;
+            self.raw_target_ms = self.cfg.margin_ms;
+        }
         let target = self.target_ms + fec_extra;
         // Too little delay: play a concealed frame and keep the packet for the next tick.
         if self.delay_ms < target {
@@ -619,6 +661,98 @@ mod tests {
         assert!(stats.frames_paused + stats.frames_underrun >= 48, "{stats:?}");
         // No loss was seen, so no frame is held back for FEC: the delay stays small.
         assert!(sim.jb.delay_ms() <= 40.0, "{}", sim.jb.delay_ms());
+    }
+
+    /// The sender steps its timestamps back by 1,234 samples (same SSRC, sequence
+    /// going on): within three packets the playout realigns, and the tone plays on.
+    #[test]
+    fn a_step_back_of_the_senders_clock_realigns_within_three_packets() {
+        let mut codec = CodecKind::Pcmu.build(20).unwrap();
+        let mut jb = JitterBuffer::new(JitterConfig::new(8000, 160));
+        let t0 = Instant::now();
+        let mut loud = Vec::new();
+        codec.encode(&[8000i16; 160], &mut loud).unwrap();
+        let mut out = Vec::new();
+        let mut kinds = Vec::new();
+        for k in 0..100u32 {
+            let now = t0 + Duration::from_millis(20 * k as u64);
+            // From packet 50 on, 1,234 samples behind where they were.
+            let ts = 160 * k - if k >= 50 { 1234 } else { 0 };
+            jb.push(k as u16, ts, &loud, now);
+            kinds.push(jb.pop(now, codec.as_mut(), &mut out));
+        }
+        assert_eq!(jb.stats().resets, 1, "{:?}", jb.stats());
+        // Playing before the step, and again a few frames after it (the margin), to the end.
+        // Sound from the packets (a shrunk frame is two merged into one).
+        let playing = |k: &Playout| matches!(k, Playout::Normal | Playout::Shrunk);
+        assert!(kinds[20..50].iter().all(playing), "{:?}", &kinds[20..50]);
+        let glitch = kinds[50..].iter().filter(|k| !playing(k)).count();
+        assert!(glitch <= 6, "{glitch} frames without the tone after the step: {:?}", &kinds[50..]);
+        assert!(kinds[60..].iter().all(playing), "{:?}", &kinds[50..]);
+    }
+
+    /// The sender's timestamps step forward by 1,234 samples (not whole frames):
+    /// after concealing what was skipped the playout lands on the new grid.
+    #[test]
+    fn a_step_forward_by_a_part_of_a_frame_lands_on_the_new_grid() {
+        let mut codec = CodecKind::Pcmu.build(20).unwrap();
+        let mut jb = JitterBuffer::new(JitterConfig::new(8000, 160));
+        let t0 = Instant::now();
+        let mut loud = Vec::new();
+        codec.encode(&[8000i16; 160], &mut loud).unwrap();
+        let mut out = Vec::new();
+        let mut kinds = Vec::new();
+        for k in 0..100u32 {
+            let now = t0 + Duration::from_millis(20 * k as u64);
+            let ts = 160 * k + if k >= 50 { 1234 } else { 0 };
+            jb.push(k as u16, ts, &loud, now);
+            kinds.push(jb.pop(now, codec.as_mut(), &mut out));
+        }
+        // Sound from the packets (a shrunk frame is two merged into one).
+        let playing = |k: &Playout| matches!(k, Playout::Normal | Playout::Shrunk);
+        let glitch = kinds[50..].iter().filter(|k| !playing(k)).count();
+        // 1,234 samples are 7.7 frames the sender skipped.
+        assert!(glitch <= 10, "{glitch} frames without the tone after the step: {:?}", &kinds[50..]);
+        assert!(kinds[65..].iter().all(playing), "{:?}", &kinds[50..]);
+    }
+
+    /// Packets the network holds back come late, alone or in a burst after a
+    /// stall: they are dropped as late, and the playout is not realigned.
+    #[test]
+    fn late_packets_of_a_stalling_network_do_not_realign() {
+        let mut jb = JitterBuffer::new(JitterConfig::new(8000, 160));
+        let mut codec = CodecKind::Pcmu.build(20).unwrap();
+        let t0 = Instant::now();
+        let payload = [0x55u8; 160];
+        let mut out = Vec::new();
+        // Arrival times (ms): on time, but every 25th packet 90 ms late, and
+        // packets 100..110 held by a 300 ms stall that releases them at once.
+        let mut arrivals: Vec<(u64, u32)> = (0..300u32)
+            .map(|k| {
+                let sent = 20 * k as u64;
+                let at = match k {
+                    100..110 => 20 * 110,
+                    k if k % 25 == 7 => sent + 90,
+                    _ => sent,
+                };
+                (at, k)
+            })
+            .collect();
+        arrivals.sort();
+        let mut next = arrivals.iter().peekable();
+        for tick in 0..320u64 {
+            let now_ms = 20 * tick + 10;
+            while let Some(&&(at, k)) = next.peek() {
+                if at > now_ms {
+                    break;
+                }
+                jb.push(k as u16, 160 * k, &payload, t0 + Duration::from_millis(at));
+                next.next();
+            }
+            jb.pop(t0 + Duration::from_millis(now_ms), codec.as_mut(), &mut out);
+        }
+        assert!(jb.stats().packets_late > 0, "{:?}", jb.stats());
+        assert_eq!(jb.stats().resets, 0, "{:?}", jb.stats());
     }
 
     #[test]

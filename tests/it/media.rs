@@ -323,6 +323,76 @@ async fn relay(socket: Arc<UdpSocket>, b: SocketAddr, impaired: Arc<AtomicBool>)
     }
 }
 
+/// Forwards UDP between A and B, adding `shift` (samples, wrapping) to the RTP
+/// timestamp of every A→B packet: a sender whose clock steps, same SSRC.
+async fn stepping_relay(socket: Arc<UdpSocket>, b: SocketAddr, shift: Arc<std::sync::atomic::AtomicU32>) {
+    let mut a: Option<SocketAddr> = None;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else { return };
+        if from == b {
+            if let Some(a) = a {
+                let _ = socket.send_to(&buf[..n], a).await;
+            }
+            continue;
+        }
+        a = Some(from);
+        // RTP (not RTCP, whose second byte is 200..=204): the timestamp is bytes 4..8.
+        if n >= 12 && !(200..=204).contains(&buf[1]) {
+            let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+            let stepped = ts.wrapping_add(shift.load(Ordering::Relaxed));
+            buf[4..8].copy_from_slice(&stepped.to_be_bytes());
+        }
+        let _ = socket.send_to(&buf[..n], b).await;
+    }
+}
+
+/// The sender's timestamps step back by 1,234 samples mid-call (same SSRC, as
+/// Asterisk does), later forward again: the tone keeps arriving, with no
+/// more than a short glitch at each step — not silence for the rest of the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_of_the_senders_timestamps_leaves_no_lasting_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sa, sb) = pair().await;
+    let relay_socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let relay_addr = relay_socket.local_addr().unwrap();
+    let shift = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let relay_task = tokio::spawn(stepping_relay(Arc::clone(&relay_socket), addr(&sb), Arc::clone(&shift)));
+    let mut ca = config(relay_addr, CodecKind::Pcmu);
+    ca.rtcp_mux = true;
+    let mut cb = config(relay_addr, CodecKind::Pcmu);
+    cb.rtcp_mux = true;
+    let recording = dir.path().join("b-heard.wav");
+    let a = start(
+        ca,
+        sa,
+        Box::new(ToneSource::new(TonePattern::steady(440.0, 0.5), 8000)),
+        Box::new(clinicdesk::media::NullSink { rate: 8000 }),
+    );
+    let b = start(cb, sb, Box::new(NullSource { rate: 8000 }), Box::new(WavSink::create(&recording, 8000).unwrap()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    shift.store(1234u32.wrapping_neg(), Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    shift.store(0, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats_b = b.handle.stop().await.unwrap();
+    a.handle.stop().await.unwrap();
+    relay_task.abort();
+
+    let (samples, rate) = read_wav(&recording);
+    let tone = active(&samples, rate);
+    let gap = longest_gap_ms(tone, rate);
+    let seconds = tone.len() as f32 / rate as f32;
+    eprintln!("after two steps of 1,234 samples: {seconds:.1} s of tone, longest gap {gap} ms, {stats_b:?}");
+    // The step forward leaves 154 ms (1,234 samples) the sender never sent,
+    // concealed; the step back three packets and the buffer's margin. Without
+    // realignment the sound stops at the step back for good.
+    assert!(gap <= 250.0, "a silent gap of {gap} ms in the received tone");
+    assert!(seconds >= 4.5, "only {seconds} s of tone: the sound stopped after a step");
+    let f = tone_frequency(tone, rate);
+    assert!((f - 440.0).abs() <= 10.0, "{f} Hz");
+}
+
 /// The jitter buffer delays of a session's stats events, for at least `least`
 /// seconds and then until `done` holds of them (at most `most` seconds).
 async fn buffer_delays(
