@@ -190,6 +190,8 @@ pub struct CallStats {
     /// Frames played with nothing buffered (late packets, or the peer paused).
     pub frames_underrun: u64,
     pub packets_late: u64,
+    /// RTP packets from another address and stream than the peer's, ignored.
+    pub foreign_packets: u64,
     /// Estimated mean opinion score (1–4.5) from loss, jitter and delay (ITU-T G.107, simplified).
     pub mos: f64,
     pub quality: Quality,
@@ -233,6 +235,7 @@ enum Command {
     Direction(Direction),
     Mute(bool),
     Hold(bool),
+    Codec { codec: CodecKind, payload_type: u8, telephone_event: Option<(u8, u32)> },
     Dtmf(String),
     Remote { rtp: SocketAddr, rtcp: Option<SocketAddr> },
     Stop(oneshot::Sender<Result<CallStats, MediaError>>),
@@ -254,6 +257,13 @@ impl MediaHandle {
     /// Mute sends silence (so NAT bindings and the peer's jitter buffer stay alive).
     pub fn mute(&self, muted: bool) {
         let _ = self.commands.send(Command::Mute(muted));
+    }
+
+    /// Switches the running call to another codec or payload type (a mid-call
+    /// offer agreed on it): sending and receiving change together, the stream
+    /// (SSRC, sequence) goes on.
+    pub fn set_codec(&self, codec: CodecKind, payload_type: u8, telephone_event: Option<(u8, u32)>) {
+        let _ = self.commands.send(Command::Codec { codec, payload_type, telephone_event });
     }
 
     /// While we hold the call nothing of the microphone leaves: the held party
@@ -411,6 +421,8 @@ struct Engine {
     remote_loss: Option<f64>,
     remote_jitter: Option<f64>,
     invalid_packets: u64,
+    /// RTP from an address and stream other than the peer's, ignored.
+    foreign_packets: u64,
 
     next_rtcp: Instant,
     next_stats: Instant,
@@ -464,6 +476,7 @@ impl Engine {
             remote_loss: None,
             remote_jitter: None,
             invalid_packets: 0,
+            foreign_packets: 0,
             next_rtcp: now + Duration::from_millis(2500),
             next_stats: now + config.stats_interval,
             socket_error_reported: false,
@@ -496,6 +509,11 @@ impl Engine {
                 self.config.direction = d;
             }
             Command::Mute(m) => self.muted = m,
+            Command::Codec { codec, payload_type, telephone_event } => {
+                if let Err(e) = self.switch_codec(codec, payload_type, telephone_event) {
+                    self.emit(MediaEvent::Error(format!("the new codec {codec} cannot be used: {e}")));
+                }
+            }
             Command::Hold(h) => {
                 if self.held && !h {
                     self.marker_next = true;
@@ -551,8 +569,14 @@ impl Engine {
             return; // Comfort noise and payloads we did not negotiate.
         }
         // Latch onto where the peer really sends from: on its first packets, or when the
-        // same stream comes from a new address (a NAT rebinding).
-        if from != self.remote_rtp && (!self.latched || self.remote_ssrc == Some(h.ssrc)) {
+        // same stream comes from a new address (a NAT rebinding). Once latched, another
+        // stream from another address is somebody else's (a scanner, a stale call, an
+        // attacker guessing ports): it is neither played nor answered.
+        if from != self.remote_rtp && self.latched && self.remote_ssrc != Some(h.ssrc) {
+            self.foreign_packets += 1;
+            return;
+        }
+        if from != self.remote_rtp {
             self.remote_rtp = from;
             if !self.rtcp_latched && !self.config.rtcp_mux && self.config.remote_rtcp.is_none() {
                 self.remote_rtcp = SocketAddr::new(from.ip(), from.port().wrapping_add(1));
@@ -636,6 +660,33 @@ impl Engine {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => self.on_socket_error(e),
         }
+    }
+
+    /// Rebuilds what depends on the codec: the codec itself, the resamplers
+    /// at its clock rate, the jitter buffer (whose packets were the old
+    /// codec's), the receive statistics and the DTMF clock.
+    fn switch_codec(
+        &mut self,
+        kind: CodecKind,
+        payload_type: u8,
+        telephone_event: Option<(u8, u32)>,
+    ) -> Result<(), MediaError> {
+        let codec = kind.build(self.config.ptime_ms)?;
+        let rate = codec.clock_rate();
+        let frame = codec.frame_samples();
+        self.capture_resampler = Resampler::new(self.source.sample_rate(), rate)?;
+        self.playback_resampler = Resampler::new(rate, self.sink.sample_rate())?;
+        self.jitter = JitterBuffer::new(JitterConfig::new(rate, frame));
+        self.rx_stats = ReceiveStatistics::new(rate);
+        self.dtmf_out = DtmfSender::new(telephone_event.map_or(8000, |(_, clock)| clock), self.config.ptime_ms);
+        self.capture_fifo.clear();
+        self.codec = codec;
+        self.config.codec = kind;
+        self.config.payload_type = payload_type;
+        self.config.telephone_event = telephone_event;
+        // A new talkspurt in the new format; the stream (SSRC, sequence) goes on.
+        self.marker_next = true;
+        Ok(())
     }
 
     fn capture_frame(&mut self) {
@@ -806,6 +857,7 @@ impl Engine {
             frames_fec: jb.frames_fec,
             frames_underrun: jb.frames_underrun,
             packets_late: jb.packets_late,
+            foreign_packets: self.foreign_packets,
             mos: 0.0,
             quality: Quality::Good,
         };

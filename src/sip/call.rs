@@ -205,6 +205,11 @@ pub(super) fn with_direction(sdp: &SessionDescription, direction: Direction) -> 
     out
 }
 
+/// The same codec under the same payload type (fmtp aside).
+fn same_format(a: &PayloadFormat, b: &PayloadFormat) -> bool {
+    a.pt == b.pt && a.encoding.eq_ignore_ascii_case(&b.encoding) && a.clock_rate == b.clock_rate
+}
+
 /// Moves `codec`'s format to the front of the audio stream's list (matched by
 /// name and clock rate, or by its static payload type), leaving the rest in order.
 pub(super) fn put_codec_first(sdp: &mut SessionDescription, codec: &PayloadFormat) {
@@ -304,7 +309,7 @@ fn sdp_body(req_or_resp_body: &[u8]) -> Option<Result<SessionDescription, SdpErr
 
 impl Ua {
     fn audio_config(&self, direction: Direction) -> AudioConfig {
-        AudioConfig { codecs: self.cfg.codecs.clone(), telephone_event: true, ptime: 20, direction }
+        AudioConfig { codecs: self.cfg.codecs.clone(), telephone_event: true, ptime: 20, direction, in_use: None }
     }
 
     /// A response to `req` that belongs to a call's dialog: our tag, Contact,
@@ -352,13 +357,23 @@ impl Ua {
     /// Starts the call's media for what SDP agreed, or steers the running one.
     async fn apply_media(&mut self, call_id: &str, neg: &NegotiatedAudio, remote: &SessionDescription) {
         let Some(call) = self.calls.get_mut(call_id) else { return };
-        if call.codec_in_use.is_none() {
-            call.codec_in_use = Some(neg.codec.clone());
-        }
+        let codec_changed = call.codec_in_use.as_ref().is_some_and(|c| !same_format(c, &neg.codec));
+        call.codec_in_use = Some(neg.codec.clone());
         if let Some(media) = &call.media {
             media.set_direction(media_direction(neg.direction));
             if let Some(addr) = neg.remote.or_else(|| remote_rtp(remote)) {
                 media.set_remote(addr, remote_rtcp(remote, addr));
+            }
+            if codec_changed {
+                // A mid-call offer moved to another codec (or payload type): the
+                // running media follows, or each side would be deaf to the other.
+                match media_config(neg, remote) {
+                    Ok(c) => {
+                        tracing::info!(call_id, codec = %c.codec, pt = c.payload_type, "the call's codec changes");
+                        media.set_codec(c.codec, c.payload_type, c.telephone_event);
+                    }
+                    Err(e) => tracing::warn!(call_id, error = %e, "the new codec cannot be used; the old one goes on"),
+                }
             }
             return;
         }
@@ -825,10 +840,11 @@ impl Ua {
         let Some(mut local) = call.local_media.clone() else { return };
         local.session_version += 1;
         let wanted = if call.held { Direction::SendOnly } else { Direction::SendRecv };
+        let in_use = call.codec_in_use.as_ref().map(|c| (c.encoding.clone(), c.clock_rate));
         let mut ok = self.dialog_response(&req, 200, tag, &peer);
         match offer {
             Some(offer) => {
-                let cfg = self.audio_config(wanted);
+                let cfg = AudioConfig { in_use, ..self.audio_config(wanted) };
                 match answer_offer(&offer, &local, &cfg) {
                     Ok((answer, neg)) => {
                         ok.set_body("application/sdp", answer.to_bytes());

@@ -234,6 +234,10 @@ pub struct AudioConfig {
     pub ptime: u32,
     /// What we want: `SendRecv`, or `SendOnly` to put the call on hold.
     pub direction: Direction,
+    /// Mid-call: the codec the media runs with (encoding, clock rate). An
+    /// answer keeps it while the new offer still lists it, whatever the
+    /// offer's order, so both sides go on agreeing.
+    pub in_use: Option<(String, u32)>,
 }
 
 impl Default for AudioConfig {
@@ -243,6 +247,7 @@ impl Default for AudioConfig {
             telephone_event: true,
             ptime: 20,
             direction: Direction::SendRecv,
+            in_use: None,
         }
     }
 }
@@ -612,9 +617,16 @@ pub fn answer_offer(
     for m in &offer.media {
         let formats = m.payload_formats();
         offered_names.extend(formats.iter().map(|f| format!("{}/{}", f.encoding, f.clock_rate)));
-        // The first codec in the offer's order that we do (RFC 3264 §6.1 recommends keeping the offer's order).
+        // The codec in use if the offer still lists it, else the first in the
+        // offer's order that we do (RFC 3264 §6.1 recommends keeping the offer's order).
+        let ours = |f: &&PayloadFormat| cfg.codecs.iter().any(|c| c.matches(f));
+        let in_use = |f: &&PayloadFormat| {
+            cfg.in_use
+                .as_ref()
+                .is_some_and(|(name, rate)| f.encoding.eq_ignore_ascii_case(name) && f.clock_rate == *rate)
+        };
         let chosen = (m.media == "audio" && m.port != 0 && m.protocol == "RTP/AVP" && agreed.is_none())
-            .then(|| formats.iter().find(|f| cfg.codecs.iter().any(|c| c.matches(f))))
+            .then(|| formats.iter().filter(ours).find(in_use).or_else(|| formats.iter().find(ours)))
             .flatten();
         let Some(codec) = chosen else {
             // Rejected stream: port 0, same media and protocol, one format (RFC 3264 §6).
@@ -819,6 +831,20 @@ a=fmtp:101 0-15\r\na=sendrecv\r\n";
             answer_offer(&SessionDescription::parse(both.as_bytes()).unwrap(), &local(), &AudioConfig::default())
                 .unwrap();
         assert_eq!(agreed.telephone_event.map(|t| (t.pt, t.clock_rate)), Some((110, 48000)));
+    }
+
+    #[test]
+    fn a_mid_call_answer_keeps_the_codec_in_use_while_it_is_offered() {
+        let local = LocalMedia { rtp: "192.0.2.10:40000".parse().unwrap(), session_id: 7, session_version: 1 };
+        let offer = SessionDescription::parse(ASTERISK_OFFER.as_bytes()).unwrap();
+        let first = answer_offer(&offer, &local, &AudioConfig::default()).unwrap().1.codec;
+        let offered: Vec<_> = offer.audio().unwrap().1.payload_formats();
+        let other = offered.iter().find(|f| f.encoding != first.encoding && f.encoding != "telephone-event").unwrap();
+        let cfg = AudioConfig { in_use: Some((other.encoding.clone(), other.clock_rate)), ..AudioConfig::default() };
+        assert_eq!(answer_offer(&offer, &local, &cfg).unwrap().1.codec.encoding, other.encoding);
+        // No longer offered: the offer's first again.
+        let gone = AudioConfig { in_use: Some(("G729".into(), 8000)), ..AudioConfig::default() };
+        assert_eq!(answer_offer(&offer, &local, &gone).unwrap().1.codec.encoding, first.encoding);
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::harness::{Peer, require};
-use super::media::Pulse;
-use super::sip::{Baresip, Kamailio, Phone, kamailio_phone, write_tone};
+use super::media::{Pulse, active, longest_gap_ms, read_wav, tone_frequency};
+use super::sip::{Baresip, Kamailio, Phone, assert_sipp_passed, free_port, kamailio_phone, scenario, sipp, write_tone};
 
 /// Our microphone: a 1000 Hz tone (their own is 440 Hz, so neither is taken for the other).
 const OURS_HZ: f32 = 1000.0;
@@ -198,4 +198,38 @@ fn answering_a_waiting_call_keeps_the_first_patient_out_of_it() {
     let (_, gap, _) = tone_gap_tone(&second.heard());
     assert!(gap < 1.0, "the second call had a gap of {gap} s");
     assert!(phone.quit().success());
+}
+
+/// sipp calls the phone (which plays 440 Hz) and changes the codec twice by
+/// re-INVITE, PCMU → Opus → PCMA, echoing the phone's RTP back: every answer
+/// names the codec offered, the media follows, and the phone hears its tone
+/// through all three with no more than a short gap at each change.
+#[test]
+fn the_sound_goes_on_through_codec_changes_by_reinvite() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = tone_file(dir.path(), 440.0, "ours.wav");
+    let heard = dir.path().join("heard.wav");
+    let (play, record) = (ours.display().to_string(), heard.display().to_string());
+    let mut phone =
+        Phone::start(dir.path(), &["--listen", "127.0.0.1:0", "--auto-answer", "--play", &play, "--record", &record]);
+    let port = free_port();
+    let target = phone.addr.to_string();
+    let file = scenario("uac_codec_changes.xml");
+    let run = sipp(dir.path(), port, &["-sf", &file, &target, "-m", "1", "-key", "caller", "205", "-rtp_echo"]);
+    let id = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
+    phone.call_event("answered", &id);
+    let ended = phone.call_event("ended", &id);
+    assert_eq!(ended["media"]["codec"], "PCMA/8000", "{ended}");
+    assert_sipp_passed(run, dir.path(), port);
+    assert!(phone.quit().success());
+
+    let (samples, rate) = read_wav(&heard);
+    let tone = active(&samples, rate);
+    let (seconds, gap) = (tone.len() as f32 / rate as f32, longest_gap_ms(tone, rate));
+    let f = tone_frequency(tone, rate);
+    eprintln!("through PCMU, Opus and PCMA: {seconds:.1} s of {f:.1} Hz, longest gap {gap} ms");
+    assert!((f - 440.0).abs() <= 10.0, "{f} Hz");
+    // 3 × 2.5 s, less the start and the end `active` leaves out.
+    assert!(seconds >= 5.5, "only {seconds} s of sound: it stopped at a codec change");
+    assert!(gap <= 250.0, "a silent gap of {gap} ms at a codec change");
 }

@@ -32,7 +32,7 @@ fn write_tone(path: &Path, freq: f32, rate: u32, seconds: f32, level: f32) {
     w.finalize().unwrap();
 }
 
-fn read_wav(path: &Path) -> (Vec<f32>, u32) {
+pub(super) fn read_wav(path: &Path) -> (Vec<f32>, u32) {
     let mut r = hound::WavReader::open(path).unwrap();
     let rate = r.spec().sample_rate;
     (r.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect(), rate)
@@ -86,7 +86,7 @@ fn tone_rms(s: &[f32], rate: u32) -> f32 {
 
 /// The part of a recording where the tone plays: from 0.5 s after it starts to 0.3 s
 /// before it ends (start-up and hang-up are not what is measured).
-fn active(s: &[f32], rate: u32) -> &[f32] {
+pub(super) fn active(s: &[f32], rate: u32) -> &[f32] {
     let win = rate as usize / 100;
     let loud = |w: &[f32]| rms(w) > 0.02;
     let first = s.chunks(win).position(loud).expect("the recording is silent");
@@ -97,7 +97,7 @@ fn active(s: &[f32], rate: u32) -> &[f32] {
 }
 
 /// The longest run of 5 ms windows that are nearly silent, in ms.
-fn longest_gap_ms(s: &[f32], rate: u32) -> f32 {
+pub(super) fn longest_gap_ms(s: &[f32], rate: u32) -> f32 {
     let win = rate as usize / 200;
     let mut longest = 0;
     let mut run = 0;
@@ -391,6 +391,60 @@ async fn a_step_of_the_senders_timestamps_leaves_no_lasting_silence() {
     assert!(seconds >= 4.5, "only {seconds} s of tone: the sound stopped after a step");
     let f = tone_frequency(tone, rate);
     assert!((f - 440.0).abs() <= 10.0, "{f} Hz");
+}
+
+/// Mid-call, a stranger sends a stream of its own (silence, another SSRC) to
+/// B's port: B neither plays it nor answers it; A's tone plays on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_stream_is_neither_played_nor_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sa, sb) = pair().await;
+    let (addr_a, addr_b) = (addr(&sa), addr(&sb));
+    let recording = dir.path().join("b-heard.wav");
+    let a = start(
+        config(addr_b, CodecKind::Pcmu),
+        sa,
+        Box::new(ToneSource::new(TonePattern::steady(440.0, 0.5), 8000)),
+        Box::new(clinicdesk::media::NullSink { rate: 8000 }),
+    );
+    let b = start(
+        config(addr_a, CodecKind::Pcmu),
+        sb,
+        Box::new(ToneSource::new(TonePattern::steady(1000.0, 0.5), 8000)),
+        Box::new(WavSink::create(&recording, 8000).unwrap()),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let silence = [0xffu8; 160];
+    for k in 0..100u16 {
+        let header = clinicdesk::media::rtp::RtpHeader {
+            marker: k == 0,
+            payload_type: 0,
+            sequence: k,
+            timestamp: 160 * k as u32,
+            ssrc: 0x5ca9_9e55,
+            csrc: Vec::new(),
+            extension: None,
+        };
+        let mut packet = Vec::new();
+        header.write(&silence, &mut packet);
+        stranger.send_to(&packet, addr_b).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats_b = b.handle.stop().await.unwrap();
+    a.handle.stop().await.unwrap();
+
+    // Nothing came back to the stranger (B did not latch onto it).
+    let mut buf = [0u8; 2048];
+    let answered = tokio::time::timeout(Duration::from_millis(100), stranger.recv_from(&mut buf)).await.is_ok();
+    assert!(!answered, "B sent media to the stranger");
+    assert!(stats_b.foreign_packets >= 90, "{stats_b:?}");
+    let (samples, rate) = read_wav(&recording);
+    let tone = active(&samples, rate);
+    let gap = longest_gap_ms(tone, rate);
+    assert!(gap <= 60.0, "a silent gap of {gap} ms: the stranger's silence was played");
+    assert!(tone.len() as f32 / rate as f32 >= 2.5, "the tone stopped");
 }
 
 /// The jitter buffer delays of a session's stats events, for at least `least`

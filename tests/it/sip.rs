@@ -31,11 +31,11 @@ pub(crate) struct Phone {
     /// Every event so far, and whether a `wait` has taken it.
     log: Vec<(Value, bool)>,
     stderr: Arc<Mutex<String>>,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Phone {
-    fn start(profile: &Path, args: &[&str]) -> Phone {
+    pub(crate) fn start(profile: &Path, args: &[&str]) -> Phone {
         Phone::start_with(profile, args, &[])
     }
 
@@ -260,7 +260,7 @@ pub(super) fn scenario(name: &str) -> String {
 }
 
 /// sipp with the options every run here needs; `args` add the scenario and addresses.
-pub(super) fn sipp(dir: &Path, port: u16, args: &[&str]) -> Program {
+pub(crate) fn sipp(dir: &Path, port: u16, args: &[&str]) -> Program {
     let sipp = require("sipp", "sip-tester");
     let mut cmd = Command::new(sipp);
     cmd.current_dir(dir)
