@@ -479,6 +479,11 @@ impl Ua {
             self.respond(id, refuse(503, "Service Unavailable - shutting down")).await;
             return;
         }
+        if self.call_from_outside(peer.addr) {
+            tracing::warn!(from = %peer.addr, "a call from outside the clinic's PBX refused");
+            self.respond(id, refuse(403, "Forbidden - calls come through the clinic's PBX")).await;
+            return;
+        }
         let Ok(call_id) = req.headers.call_id().map(str::to_owned) else { return };
         if self.calls.contains_key(&call_id) {
             // The same call again by another path (RFC 3261 §8.2.2.2 merged request).

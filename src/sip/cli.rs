@@ -110,6 +110,10 @@ pub struct PhoneArgs {
     /// Refuses a second call with 486 Busy Here instead of letting it ring.
     #[arg(long)]
     pub no_call_waiting: bool,
+    /// Takes calls from any address while registered (by default only the
+    /// registrar's: an INVITE from elsewhere gets 403 and never rings).
+    #[arg(long)]
+    pub calls_from_anywhere: bool,
     /// The registration interval to ask for, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub expires: u32,
@@ -219,6 +223,7 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
         cfg.tls_ca = Some(ca.clone());
     }
     cfg.when_in_call = if args.no_call_waiting { WhenInCall::Busy } else { WhenInCall::Ring };
+    cfg.calls_only_from_registrar = !args.calls_from_anywhere;
     cfg.register_expires = args.expires.max(1);
     cfg.keepalive = Duration::from_secs(args.keepalive.max(1));
     cfg.local_user = settings.user_login.clone().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| "operator".into());

@@ -149,6 +149,10 @@ pub struct UaConfig {
     /// Report [`IncomingTiming`]s (`clinicdesk phone --timings`).
     pub timings: bool,
     pub user_agent: String,
+    /// While registered, new calls are taken only from the registrar's
+    /// address; an INVITE from anywhere else (a SIP scanner's "ghost call")
+    /// gets 403 and never rings. Off for PBXs that send calls from other hosts.
+    pub calls_only_from_registrar: bool,
 }
 
 impl Default for UaConfig {
@@ -172,6 +176,7 @@ impl Default for UaConfig {
             direct_peer: None,
             timings: false,
             user_agent: format!("ClinicDesk/{}", env!("CARGO_PKG_VERSION")),
+            calls_only_from_registrar: true,
         }
     }
 }
@@ -889,6 +894,13 @@ impl Ua {
     /// The registrar, which is also the outbound proxy of our calls.
     pub(super) fn server(&self) -> Option<&Peer> {
         self.reg.as_ref().map(|r| &r.server)
+    }
+
+    /// Whether a new call from `from` must be refused: registered, and
+    /// calls are taken from the registrar alone, and `from` is another host.
+    pub(super) fn call_from_outside(&self, from: SocketAddr) -> bool {
+        self.cfg.calls_only_from_registrar
+            && self.reg.as_ref().is_some_and(|r| r.registered && r.server.addr.ip() != from.ip())
     }
 
     /// The digest client for requests we send to the server (a fresh one per call).

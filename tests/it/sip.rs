@@ -1412,6 +1412,68 @@ fn registration_recovers_refreshes_and_keeps_alive() {
     assert!(phone.all().iter().filter(|e| e["event"] == "registered").count() == 1, "registered reported once");
 }
 
+/// A bare INVITE for the phone at `target`, sent from `socket`; the status of the
+/// first final or ringing answer (100 Trying aside).
+fn invite_status(socket: &UdpSocket, target: SocketAddr, n: u32) -> u16 {
+    let me = socket.local_addr().unwrap();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let invite = format!(
+        "INVITE sip:100@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKghost{n}\r\nMax-Forwards: 70\r\n\
+         From: <sip:ghost@{me}>;tag=g{n}\r\nTo: <sip:100@{target}>\r\nCall-ID: ghost-{n}@{me}\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:ghost@{me}>\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    socket.send_to(invite.as_bytes(), target).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(start.elapsed() < WAIT, "no answer to the INVITE from {me}");
+        let Ok((len, _)) = socket.recv_from(&mut buf) else { continue };
+        let text = String::from_utf8_lossy(&buf[..len]);
+        let status: u16 = text.get(8..11).and_then(|s| s.parse().ok()).unwrap_or(0);
+        if status > 100 {
+            return status;
+        }
+    }
+}
+
+/// While registered, a call from an address other than the registrar's (a SIP
+/// scanner's "ghost call") is refused with 403 and never rings; one from the
+/// registrar's host rings; `--calls-from-anywhere` lets the other one ring too.
+#[test]
+fn while_registered_calls_come_only_from_the_registrar() {
+    for anywhere in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let registrar = Registrar::start(RegistrarPolicy { granted: vec![3600], ..Default::default() });
+        let server = registrar.addr.to_string();
+        let mut args = vec!["--server", &server, "--user", "100", "--listen", "127.0.0.1:0"];
+        if anywhere {
+            args.push("--calls-from-anywhere");
+        }
+        let mut phone = Phone::start_with(dir.path(), &args, &[("CLINICDESK_SIP_PASSWORD", "secret100")]);
+        phone.event("registered");
+        // Another host on the loopback network.
+        let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+        let status = invite_status(&stranger, phone.addr, 1);
+        if anywhere {
+            assert_eq!(status, 180, "with --calls-from-anywhere the stranger's call rings");
+            assert_eq!(phone.event("incoming")["from"], "ghost");
+        } else {
+            assert_eq!(status, 403, "the stranger's call");
+            let registrars_host = UdpSocket::bind("127.0.0.1:0").unwrap();
+            assert_eq!(invite_status(&registrars_host, phone.addr, 2), 180, "a call from the registrar's host");
+            let incoming = phone.event("incoming");
+            assert_eq!(incoming["call_id"], format!("ghost-2@{}", registrars_host.local_addr().unwrap()));
+            let rang = phone.all().iter().filter(|e| e["event"] == "incoming").count();
+            assert_eq!(rang, 1, "only the registrar's call rang");
+        }
+        assert!(phone.quit().success());
+    }
+}
+
 /// Behind NAT (the registrar sees another address than ours, RFC 3581): the phone registers
 /// the public address, and its calls carry it in Contact and SDP; a number typed in national
 /// form is dialled in E.164.
