@@ -12,9 +12,12 @@ BUILD_PACKAGES := pkg-config libasound2-dev cmake libxkbcommon-dev libxkbcommon-
 # and (for the telephony issues) sound and SIP peers.
 TEST_PACKAGES := xvfb x11-apps imagemagick xdotool dbus dbus-x11 gnome-keyring libsecret-tools \
   pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox sip-tester kamailio kamailio-tls-modules baresip-core \
-  dunst libnotify-bin util-linux postgresql openssl
+  dunst libnotify-bin util-linux postgresql openssl desktop-file-utils appstream
+# Packaging: dpkg-deb and dpkg-shlibdeps, the icon's renderer, the validators
+# of the desktop file and the AppStream metadata.
+DEB_PACKAGES := dpkg-dev binutils librsvg2-bin desktop-file-utils appstream
 
-.PHONY: run test deps-build deps-test bench fmt lint clean-demo
+.PHONY: run test deb deps-build deps-test deps-deb bench fmt lint clean-demo
 
 ## Install what building needs (skipped when already installed).
 deps-build:
@@ -32,6 +35,20 @@ deps-test: deps-build
 	  echo "==> Installing test peers:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "==> Test peers present"; fi
+
+## Install what packaging needs (skipped when already installed).
+deps-deb: deps-build
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "==> Installing packaging tools:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "==> Packaging tools present"; fi
+
+## The Debian package: target/debian/clinicdesk_VERSION-1_ARCH.deb (a release build;
+## packaging/deb/build.sh says each step). Install it with `sudo apt install ./target/debian/clinicdesk_*.deb`.
+deb: deps-deb
+	@echo "==> Building the Debian package (packaging/deb/build.sh)"
+	packaging/deb/build.sh
 
 ## Start the window on the demo profile (generated clinic on first start).
 run: deps-build

@@ -8,8 +8,10 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use clinicdesk::app::handover::{self, Claim, Request};
 use clinicdesk::app::{ClinicApp, Message, Startup};
 use clinicdesk::demo::{self, DemoOptions};
+use clinicdesk::i18n::{I18n, Language};
 use clinicdesk::settings::{LocalSettings, Profile};
 use clinicdesk::store::{Replica, queries};
 
@@ -20,6 +22,12 @@ struct Cli {
     /// (default: the platform's data directory).
     #[arg(long, global = true, env = "CLINICDESK_PROFILE")]
     profile: Option<PathBuf>,
+
+    /// Call a number or a tel:, sip: or callto: link: in the window of this
+    /// profile that is already open, else in a new one once its phone is
+    /// ready. Without a value: open the window, or bring the open one to the front.
+    #[arg(long, value_name = "NUMBER_OR_URI", num_args = 0..=1, default_missing_value = "")]
+    dial: Option<String>,
 
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -115,8 +123,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
-        None => run_window(cli.profile.as_deref(), None),
-        Some(Cmd::Demo { patients, calls }) => run_window(cli.profile.as_deref(), Some((patients, calls))),
+        None => run_window(cli.profile.as_deref(), None, cli.dial.as_deref()),
+        Some(Cmd::Demo { patients, calls }) => {
+            run_window(cli.profile.as_deref(), Some((patients, calls)), cli.dial.as_deref())
+        }
+        Some(_) if cli.dial.is_some() => {
+            Err(anyhow::anyhow!("{}", I18n::new(Language::from_system()).tr("dial-with-subcommand")))
+        }
         Some(Cmd::DemoData { patients, calls, out, seed, now }) => {
             let now = now.map_or_else(clinicdesk::crm::now_millis, |t| t.timestamp_millis());
             demo_data(patients, calls, &out, seed, now)
@@ -222,11 +235,58 @@ fn check(profile: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Gives `request` to the window of the profile if one is open: the exit
+/// code then, else None (this process opens the window).
+fn hand_over(
+    profile: &Profile,
+    request: &Request,
+    i18n: &I18n,
+    country: clinicdesk::crm::Country,
+) -> anyhow::Result<Option<ExitCode>> {
+    match handover::hand_over(profile.dir(), request) {
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(()))) => {
+            let key = if matches!(request, Request::Dial(_)) { "dial-handed-over" } else { "dial-shown" };
+            let number = match request {
+                Request::Dial(target) => target.shown(country),
+                Request::Show => String::new(),
+            };
+            eprintln!("{}", Message::new(key).with("number", number).text(i18n));
+            Ok(Some(ExitCode::SUCCESS))
+        }
+        Ok(Some(Err(reason))) => {
+            eprintln!("clinicdesk: {}", Message::new("dial-window-refused").with("reason", reason).text(i18n));
+            Ok(Some(ExitCode::FAILURE))
+        }
+        Err(e) => Err(anyhow::anyhow!("{}", Message::new("dial-socket-failed").with("detail", e).text(i18n))),
+    }
+}
+
 /// Opens the window. With `demo`, on the demo profile, generating its
-/// clinic (patients, calls) on first start.
-fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>) -> anyhow::Result<ExitCode> {
+/// clinic (patients, calls) on first start. With `dial` (`--dial`), the
+/// number goes to the window of the profile that is already open, if any;
+/// else this window calls it once its phone is ready.
+fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>, dial: Option<&str>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let profile = Profile::resolve(profile, demo.map(|_| "demo"))?;
+    let saved = LocalSettings::load(&profile.settings_path()).unwrap_or_default();
+    let i18n = I18n::new(Language::from_setting(saved.language.as_deref()));
+    let request = match dial.map(str::trim) {
+        None => None,
+        Some("") => Some(Request::Show),
+        Some(input) => match handover::parse_dial(input) {
+            Ok(target) => Some(Request::Dial(target)),
+            Err(m) => {
+                eprintln!("clinicdesk: {}", m.text(&i18n));
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    if let Some(request) = &request
+        && let Some(code) = hand_over(&profile, request, &i18n, saved.country)?
+    {
+        return Ok(code);
+    }
     let mut problems: Vec<String> = Vec::new();
 
     let writable = profile.ensure_writable();
@@ -263,6 +323,26 @@ fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>) -> anyhow::R
     for p in &problems {
         eprintln!("clinicdesk: {p}");
     }
+    // The profile's socket: links clicked while this window is open come here.
+    let language = Language::from_setting(settings.language.as_deref());
+    let inbox = match replica.is_ok().then(|| handover::listen(profile.dir(), language)) {
+        None => None,
+        Some(Ok(Claim::Listening(inbox))) => Some(inbox),
+        Some(Ok(Claim::Taken)) => {
+            // Another window of this profile opened meanwhile: it takes the number.
+            if let Some(request) = &request
+                && let Some(code) = hand_over(&profile, request, &i18n, saved.country)?
+            {
+                return Ok(code);
+            }
+            tracing::info!("another window of this profile is open: it takes the numbers handed over");
+            None
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "numbers cannot be handed to this window");
+            None
+        }
+    };
     let frame_stats = std::env::var_os("CLINICDESK_FRAME_STATS").is_some();
     // The softphone runs beside the window's data: none when the replica cannot be opened.
     let mut phone = match &replica {
@@ -289,8 +369,21 @@ fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>) -> anyhow::R
             .with_min_inner_size([800.0, 500.0]),
         ..Default::default()
     };
-    let result = eframe::run_native("ClinicDesk", options, Box::new(move |_cc| Ok(Box::new(ClinicApp::new(startup)))))
-        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"));
+    let result = eframe::run_native(
+        "ClinicDesk",
+        options,
+        Box::new(move |_cc| {
+            let mut app = ClinicApp::new(startup);
+            if let Some(inbox) = inbox {
+                app.take_numbers(inbox);
+            }
+            if let Some(Request::Dial(target)) = request {
+                app.dial_when_ready(target);
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"));
     phone.stop();
     result?;
     Ok(if fatal { ExitCode::FAILURE } else { ExitCode::SUCCESS })

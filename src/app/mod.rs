@@ -7,6 +7,7 @@
 
 pub mod calls;
 pub mod forms;
+pub mod handover;
 mod help;
 pub mod lists;
 pub mod message;
@@ -171,6 +172,9 @@ impl Env<'_> {
 /// A frame's time for applying the services' events: what is left waits for the next frame.
 const EVENT_BUDGET: Duration = Duration::from_millis(8);
 
+/// How long a handed-over number waits for the phone to register before it is called anyway.
+const DIAL_WAIT: Duration = Duration::from_secs(15);
+
 const SHORTCUT_HELP: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::F1);
 const SHORTCUT_SEARCH: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::F);
 const SHORTCUT_NEW_INQUIRY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::N);
@@ -229,6 +233,10 @@ pub struct ClinicApp {
     backlog: std::collections::VecDeque<Event>,
     /// How long one frame may spend applying events.
     event_budget: Duration,
+    /// Numbers other programs hand to this window (`clinicdesk --dial`).
+    handover: Option<handover::Inbox>,
+    /// A number to call as soon as the phone is ready, and since when.
+    pending_dial: Option<(handover::DialTarget, Instant)>,
 }
 
 impl ClinicApp {
@@ -285,7 +293,19 @@ impl ClinicApp {
             frame_times: startup.frame_stats.then(Vec::new),
             backlog: Default::default(),
             event_budget: EVENT_BUDGET,
+            handover: None,
+            pending_dial: None,
         }
+    }
+
+    /// Takes the numbers other programs hand over on the profile's socket.
+    pub fn take_numbers(&mut self, inbox: handover::Inbox) {
+        self.handover = Some(inbox);
+    }
+
+    /// Calls `target` once the phone is ready (`clinicdesk --dial` that opened this window).
+    pub fn dial_when_ready(&mut self, target: handover::DialTarget) {
+        self.pending_dial = Some((target, Instant::now()));
     }
 
     /// Sets how long a frame may spend applying the services' events (tests
@@ -348,6 +368,9 @@ impl ClinicApp {
                 ));
             }
             self.phone.wake(ctx);
+            if let Some(inbox) = &self.handover {
+                inbox.wake(ctx);
+            }
             let login = self.settings.user_login.clone().unwrap_or_default();
             if !login.is_empty() {
                 services.query(Query::User { login });
@@ -571,6 +594,48 @@ impl ClinicApp {
         }
     }
 
+    /// What other programs handed over: the window comes to the front, and a
+    /// number is called through the phone once it is ready (registered, or
+    /// not after [`DIAL_WAIT`]); without a phone the operator is told why.
+    fn handed_over(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        for request in self.handover.iter().flat_map(|h| h.drain()).collect::<Vec<_>>() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+            if let handover::Request::Dial(target) = request {
+                self.pending_dial = Some((target, Instant::now()));
+            }
+        }
+        let Some((target, since)) = &self.pending_dial else { return };
+        let unavailable = match &self.phone.mode {
+            _ if !self.phone.is_connected() => Some(Message::new("dial-phone-off")),
+            calls::PhoneMode::Off => Some(Message::new("dial-phone-off")),
+            calls::PhoneMode::Problem(why) => Some(why.clone()),
+            calls::PhoneMode::Account(_) | calls::PhoneMode::Direct(_) => None,
+        };
+        let ready = matches!(self.phone.mode, calls::PhoneMode::Direct(_))
+            || self.phone.registration.is_some()
+            || since.elapsed() >= DIAL_WAIT;
+        if let Some(why) = unavailable {
+            let why = why.text(&self.i18n);
+            let number = target.shown(self.settings.country);
+            self.notices.push(Message::new("dial-no-phone").with("number", number).with("reason", why));
+            self.pending_dial = None;
+            ctx.request_repaint();
+        } else if ready {
+            tracing::info!(number = %target, "calling a number handed over to the window");
+            actions.push(Action::Dial(target.as_str().to_owned()));
+            self.pending_dial = None;
+        } else {
+            if self.status.as_ref().is_none_or(|(m, _)| m.key != "dial-waiting") {
+                // Shown from the next frame on (the status bar is drawn already).
+                let number = target.shown(self.settings.country);
+                self.status = Some((Message::new("dial-waiting").with("number", number), Instant::now()));
+                ctx.request_repaint();
+            }
+            ctx.request_repaint_after(DIAL_WAIT.saturating_sub(since.elapsed()));
+        }
+    }
+
     /// Forgets cached lists so what is on screen is read again.
     fn refresh(&mut self) {
         self.calls.list.invalidate();
@@ -786,6 +851,7 @@ impl ClinicApp {
                 ctx.request_repaint_after(left);
             }
         }
+        self.handed_over(&ctx, &mut actions);
         self.apply(actions);
     }
 
@@ -837,6 +903,8 @@ impl ClinicApp {
 
     /// Stops the service threads (on exit).
     pub fn shutdown(&mut self) {
+        // The socket goes first: a link clicked now starts a new window.
+        self.handover = None;
         if let Some(sync) = self.sync.take() {
             sync.stop();
         }

@@ -10,6 +10,7 @@ mod harness;
 mod keyring;
 mod media;
 mod notify;
+mod packaging;
 mod rights;
 mod rules;
 mod sip;
