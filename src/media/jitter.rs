@@ -663,10 +663,10 @@ mod tests {
         assert!(sim.jb.delay_ms() <= 40.0, "{}", sim.jb.delay_ms());
     }
 
-    /// The sender steps its timestamps back by 1,234 samples (same SSRC, sequence
-    /// going on): within three packets the playout realigns, and the tone plays on.
-    #[test]
-    fn a_step_back_of_the_senders_clock_realigns_within_three_packets() {
+    /// 100 packets of a loud PCMU tone, one every 20 ms and played as they
+    /// come, whose timestamps step by `step` samples from packet 50 on (same
+    /// SSRC, sequence going on): what each frame played, and the resets.
+    fn play_through_a_step(step: i64) -> (Vec<Playout>, u64) {
         let mut codec = CodecKind::Pcmu.build(20).unwrap();
         let mut jb = JitterBuffer::new(JitterConfig::new(8000, 160));
         let t0 = Instant::now();
@@ -674,42 +674,37 @@ mod tests {
         codec.encode(&[8000i16; 160], &mut loud).unwrap();
         let mut out = Vec::new();
         let mut kinds = Vec::new();
-        for k in 0..100u32 {
+        for k in 0..100i64 {
             let now = t0 + Duration::from_millis(20 * k as u64);
-            // From packet 50 on, 1,234 samples behind where they were.
-            let ts = 160 * k - if k >= 50 { 1234 } else { 0 };
-            jb.push(k as u16, ts, &loud, now);
+            let ts = 160 * k + if k >= 50 { step } else { 0 };
+            jb.push(k as u16, ts as u32, &loud, now);
             kinds.push(jb.pop(now, codec.as_mut(), &mut out));
         }
-        assert_eq!(jb.stats().resets, 1, "{:?}", jb.stats());
-        // Playing before the step, and again a few frames after it (the margin), to the end.
-        // Sound from the packets (a shrunk frame is two merged into one).
-        let playing = |k: &Playout| matches!(k, Playout::Normal | Playout::Shrunk);
+        (kinds, jb.stats().resets)
+    }
+
+    /// Sound from the packets (a shrunk frame is two merged into one).
+    fn playing(k: &Playout) -> bool {
+        matches!(k, Playout::Normal | Playout::Shrunk)
+    }
+
+    /// A step back of 1,234 samples: within three packets the playout
+    /// realigns, and the tone plays on.
+    #[test]
+    fn a_step_back_of_the_senders_clock_realigns_within_three_packets() {
+        let (kinds, resets) = play_through_a_step(-1234);
+        assert_eq!(resets, 1);
         assert!(kinds[20..50].iter().all(playing), "{:?}", &kinds[20..50]);
         let glitch = kinds[50..].iter().filter(|k| !playing(k)).count();
         assert!(glitch <= 6, "{glitch} frames without the tone after the step: {:?}", &kinds[50..]);
         assert!(kinds[60..].iter().all(playing), "{:?}", &kinds[50..]);
     }
 
-    /// The sender's timestamps step forward by 1,234 samples (not whole frames):
-    /// after concealing what was skipped the playout lands on the new grid.
+    /// A step forward of 1,234 samples (not whole frames): after concealing
+    /// what was skipped the playout lands on the new grid.
     #[test]
     fn a_step_forward_by_a_part_of_a_frame_lands_on_the_new_grid() {
-        let mut codec = CodecKind::Pcmu.build(20).unwrap();
-        let mut jb = JitterBuffer::new(JitterConfig::new(8000, 160));
-        let t0 = Instant::now();
-        let mut loud = Vec::new();
-        codec.encode(&[8000i16; 160], &mut loud).unwrap();
-        let mut out = Vec::new();
-        let mut kinds = Vec::new();
-        for k in 0..100u32 {
-            let now = t0 + Duration::from_millis(20 * k as u64);
-            let ts = 160 * k + if k >= 50 { 1234 } else { 0 };
-            jb.push(k as u16, ts, &loud, now);
-            kinds.push(jb.pop(now, codec.as_mut(), &mut out));
-        }
-        // Sound from the packets (a shrunk frame is two merged into one).
-        let playing = |k: &Playout| matches!(k, Playout::Normal | Playout::Shrunk);
+        let (kinds, _) = play_through_a_step(1234);
         let glitch = kinds[50..].iter().filter(|k| !playing(k)).count();
         // 1,234 samples are 7.7 frames the sender skipped.
         assert!(glitch <= 10, "{glitch} frames without the tone after the step: {:?}", &kinds[50..]);

@@ -323,6 +323,23 @@ async fn relay(socket: Arc<UdpSocket>, b: SocketAddr, impaired: Arc<AtomicBool>)
     }
 }
 
+/// A (a 440 Hz tone) and B (recording to `recording`) in PCMU with RTCP mux,
+/// each sending to `relay`, which forwards between them.
+fn tone_through_relay(relay: SocketAddr, sa: RtpSockets, sb: RtpSockets, recording: &Path) -> (Side, Side) {
+    let mut ca = config(relay, CodecKind::Pcmu);
+    ca.rtcp_mux = true;
+    let mut cb = config(relay, CodecKind::Pcmu);
+    cb.rtcp_mux = true;
+    let a = start(
+        ca,
+        sa,
+        Box::new(ToneSource::new(TonePattern::steady(440.0, 0.5), 8000)),
+        Box::new(clinicdesk::media::NullSink { rate: 8000 }),
+    );
+    let b = start(cb, sb, Box::new(NullSource { rate: 8000 }), Box::new(WavSink::create(recording, 8000).unwrap()));
+    (a, b)
+}
+
 /// Forwards UDP between A and B, adding `shift` (samples, wrapping) to the RTP
 /// timestamp of every A→B packet: a sender whose clock steps, same SSRC.
 async fn stepping_relay(socket: Arc<UdpSocket>, b: SocketAddr, shift: Arc<std::sync::atomic::AtomicU32>) {
@@ -358,18 +375,8 @@ async fn a_step_of_the_senders_timestamps_leaves_no_lasting_silence() {
     let relay_addr = relay_socket.local_addr().unwrap();
     let shift = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let relay_task = tokio::spawn(stepping_relay(Arc::clone(&relay_socket), addr(&sb), Arc::clone(&shift)));
-    let mut ca = config(relay_addr, CodecKind::Pcmu);
-    ca.rtcp_mux = true;
-    let mut cb = config(relay_addr, CodecKind::Pcmu);
-    cb.rtcp_mux = true;
     let recording = dir.path().join("b-heard.wav");
-    let a = start(
-        ca,
-        sa,
-        Box::new(ToneSource::new(TonePattern::steady(440.0, 0.5), 8000)),
-        Box::new(clinicdesk::media::NullSink { rate: 8000 }),
-    );
-    let b = start(cb, sb, Box::new(NullSource { rate: 8000 }), Box::new(WavSink::create(&recording, 8000).unwrap()));
+    let (a, b) = tone_through_relay(relay_addr, sa, sb, &recording);
     tokio::time::sleep(Duration::from_secs(2)).await;
     shift.store(1234u32.wrapping_neg(), Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -483,19 +490,8 @@ async fn through_loss_and_jitter_the_tone_has_no_gap_and_the_buffer_adapts() {
     let impaired = Arc::new(AtomicBool::new(false));
     let relay_task = tokio::spawn(relay(Arc::clone(&relay_socket), addr_b, Arc::clone(&impaired)));
 
-    let mut ca = config(relay_addr, CodecKind::Pcmu);
-    ca.rtcp_mux = true;
-    let mut cb = config(relay_addr, CodecKind::Pcmu);
-    cb.rtcp_mux = true;
     let recording = dir.path().join("b-heard.wav");
-    let a = start(
-        ca,
-        sa,
-        Box::new(ToneSource::new(TonePattern::steady(440.0, 0.5), 8000)),
-        Box::new(clinicdesk::media::NullSink { rate: 8000 }),
-    );
-    let mut b =
-        start(cb, sb, Box::new(NullSource { rate: 8000 }), Box::new(WavSink::create(&recording, 8000).unwrap()));
+    let (a, mut b) = tone_through_relay(relay_addr, sa, sb, &recording);
 
     // B's jitter buffer delay, sampled from its events (every 200 ms). Each phase
     // runs for its least time, then until what it shows is true (or a guard
