@@ -1,5 +1,14 @@
 //! Subcommands of `clinicdesk`: their arguments, validation and printing
-//! (DESIGN.md: "cli/ every subcommand"). The older ones still live beside
-//! their modules (`sip::cli`, `sync::cli`) and in main.rs.
+//! (DESIGN.md: "cli/ every subcommand"), so that main.rs only parses the
+//! command line and hands over. One file per subcommand or small group:
+//! the window and `demo` ([`window`]), `demo-data`, `check`, `password`,
+//! `server`, `sync`, `import` and `report`. (`phone` still lives in `sip::cli`.)
 
+pub mod check;
+pub mod demo_data;
+pub mod import;
+pub mod password;
 pub mod report;
+pub mod server;
+pub mod sync;
+pub mod window;

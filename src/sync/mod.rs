@@ -26,7 +26,6 @@
 
 pub mod audit;
 pub mod checksum;
-pub mod cli;
 pub mod connect;
 pub mod engine;
 pub mod import;

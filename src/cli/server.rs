@@ -1,18 +1,17 @@
-//! The command line of sync: `clinicdesk server init|load|prune|user|audit`,
-//! `clinicdesk sync [--once]` and `clinicdesk import patients FILE.csv`.
-//! Errors become anyhow messages here; URLs are only ever shown without
-//! their password (and clap never shows the environment's value).
+//! `clinicdesk server init|load|prune|user|audit`: the clinic's shared
+//! PostgreSQL database, for its administrators. Errors become anyhow
+//! messages here; URLs are only ever shown without their password (and clap
+//! never shows the environment's value).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 
-use super::connect::{self, Target};
-use super::{SyncConfig, SyncStatus, server};
-use crate::settings::{LocalSettings, Profile};
-use crate::store::Replica;
+use super::sync::runtime;
+use crate::sync::connect::{self, Target};
+use crate::sync::{audit, server};
 
 #[derive(Subcommand)]
 pub enum ServerCmd {
@@ -85,35 +84,6 @@ pub enum UserCmd {
         #[arg(long)]
         login: String,
     },
-}
-
-#[derive(Args)]
-pub struct SyncArgs {
-    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require]. Without a
-    /// password in it, the keyring's (`clinicdesk password set --kind database`) is used.
-    #[arg(long, env = "CLINICDESK_DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
-    /// Sync once (upload everything, download until caught up) and exit.
-    #[arg(long)]
-    pub once: bool,
-}
-
-#[derive(Subcommand)]
-pub enum ImportCmd {
-    /// People from a CSV file: external_id, last_name, first_name,
-    /// middle_name, birth_date, sex, phones, email, note.
-    Patients {
-        /// The CSV file (header row; `,` or `;`; UTF-8).
-        file: PathBuf,
-    },
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 async fn open(target: &Target) -> anyhow::Result<connect::Connection> {
@@ -197,7 +167,7 @@ pub fn run_server(action: ServerCmd) -> anyhow::Result<ExitCode> {
         }
         ServerCmd::Audit { database_url, user, table, search, since, until, limit } => {
             let target = connect::parse_url(&database_url)?;
-            let query = super::audit::AuditQuery {
+            let query = audit::AuditQuery {
                 author: user,
                 table,
                 search,
@@ -208,7 +178,7 @@ pub fn run_server(action: ServerCmd) -> anyhow::Result<ExitCode> {
             let entries = rt.block_on(async {
                 let conn = open(&target).await?;
                 server::check(&conn.client, target.display(), &[]).await?;
-                anyhow::Ok(super::audit::query(&conn.client, &query).await?)
+                anyhow::Ok(audit::query(&conn.client, &query).await?)
             })?;
             for e in &entries {
                 let at = chrono::DateTime::from_timestamp_millis(e.changed_at).map_or_else(
@@ -259,112 +229,4 @@ fn parse_moment(option: &str, text: &str) -> anyhow::Result<i64> {
         return Ok(t.timestamp_millis());
     }
     anyhow::bail!("{option} {text:?} is not a moment: write 2025-03-01 or 2025-03-01T09:00:00+03:00")
-}
-
-pub fn run_sync(profile: Option<&Path>, args: SyncArgs) -> anyhow::Result<ExitCode> {
-    let profile = Profile::resolve(profile, None)?;
-    profile.ensure_writable()?;
-    let path = profile.replica_path();
-    let config = SyncConfig::new(args.database_url);
-    // Refuse a bad URL before anything else.
-    let target = connect::parse_url(&config.database_url)?;
-    if target.unencrypted_remote() {
-        eprintln!(
-            "warning: {} is another machine and the URL says sslmode=disable: patients' data crosses the network \
-             unencrypted; use sslmode=require or verify-full",
-            target.display()
-        );
-    }
-    if args.once {
-        let r = super::sync_once(&path, &config)?;
-        if let Some(id) = &r.new_client_id {
-            println!(
-                "this replica is a copy of another workstation's or was restored from a backup: \
-                 it has a new client id {id} and uploaded its pending changes under it"
-            );
-        }
-        println!(
-            "{}: uploaded {} changes in {} transactions ({} conflicts, {} rejected); downloaded {} rows{}; {} pending",
-            target.display(),
-            r.uploaded_changes,
-            r.uploaded_transactions,
-            r.conflicts,
-            r.rejected,
-            r.downloaded_rows,
-            if r.snapshot { format!(" and a snapshot of {} rows", r.snapshot_rows) } else { String::new() },
-            r.pending
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rt = runtime()?;
-    rt.block_on(async {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            let _ = stop.send(true);
-        });
-        let nudge = std::sync::Arc::new(tokio::sync::Notify::new());
-        super::engine::run(&path, config, Box::new(print_status), stopped, nudge).await;
-    });
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// One line on stderr per change of the status.
-fn print_status(s: SyncStatus) {
-    let last = s
-        .last_sync
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .map_or_else(|| "never".to_owned(), |t| t.with_timezone(&chrono::Local).format("%H:%M:%S").to_string());
-    eprintln!(
-        "sync: {}, {} pending, last sync {last}, {} conflicts, {} rejected{}",
-        if s.online { "online" } else { "offline" },
-        s.pending,
-        s.conflicts,
-        s.rejected,
-        s.error.map(|e| format!(" ({e})")).unwrap_or_default()
-    );
-}
-
-pub fn run_import(profile: Option<&Path>, what: ImportCmd) -> anyhow::Result<ExitCode> {
-    let ImportCmd::Patients { file } = what;
-    let profile = Profile::resolve(profile, None)?;
-    profile.ensure_writable()?;
-    let settings = LocalSettings::load(&profile.settings_path())?;
-    let mut replica = Replica::open(&profile.replica_path())?;
-    let report = super::import::import_patients(&mut replica, &file, settings.country)?;
-    for bad in &report.bad {
-        eprintln!("{}:{}: {}", file.display(), bad.line, bad.reason);
-    }
-    println!(
-        "{}: {} new, {} updated, {} unchanged, {} rows refused",
-        file.display(),
-        report.created,
-        report.updated,
-        report.unchanged,
-        report.bad.len()
-    );
-    // 2: imported, but some rows were refused (listed above).
-    Ok(if report.bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
