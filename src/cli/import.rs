@@ -25,7 +25,7 @@ pub fn run_import(profile: Option<&Path>, what: ImportCmd) -> anyhow::Result<Exi
     profile.ensure_writable()?;
     let settings = LocalSettings::load(&profile.settings_path())?;
     let mut replica = Replica::open(&profile.replica_path())?;
-    let report = crate::sync::import::import_patients(&mut replica, &file, settings.country)?;
+    let report = crate::store::import::import_patients(&mut replica, &file, settings.country)?;
     for bad in &report.bad {
         eprintln!("{}:{}: {}", file.display(), bad.line, bad.reason);
     }

@@ -4,11 +4,13 @@
 //! not ours or is newer than us, and every query the program runs. Writes go
 //! through [`Replica::write`], one transaction that also records each change
 //! in the outbox for sync: nothing is written outside a transaction.
+//! People from another system's CSV export come in the same way ([`import`]).
 
 pub mod calls;
 pub mod card;
 pub mod forms;
 pub mod history;
+pub mod import;
 mod migrate;
 pub mod queries;
 pub mod reports;

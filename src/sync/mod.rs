@@ -17,7 +17,6 @@
 //! * [`engine`]: the loop that runs them, online or offline, woken by NOTIFY
 //!   and by local writes, and polling anyway.
 //! * [`connect`]: database URLs, passwords from the keyring, TLS.
-//! * [`import`]: people from another system's CSV export.
 //! * [`checksum`]: order-independent digests of every synced table, to prove
 //!   that workstations and server hold the same rows.
 //!
@@ -28,7 +27,6 @@ pub mod audit;
 pub mod checksum;
 pub mod connect;
 pub mod engine;
-pub mod import;
 pub mod local;
 pub mod protocol;
 pub mod server;
@@ -110,8 +108,6 @@ pub enum SyncError {
     Protocol(String),
     #[error("cannot read {path}: {detail}")]
     File { path: PathBuf, detail: String },
-    #[error(transparent)]
-    Import(#[from] import::ImportError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

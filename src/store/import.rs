@@ -33,11 +33,10 @@ use std::path::Path;
 use rusqlite::OptionalExtension;
 use rusqlite::types::Value;
 
-use super::{Result, SyncError};
+use super::search::{index_person, names_key, phones_key};
+use super::{Replica, StoreError, Writer, int, opt_text, text};
 use crate::crm::{Country, PersonForm, Phone, new_id};
 use crate::i18n::{I18n, Language};
-use crate::store::search::{index_person, names_key, phones_key};
-use crate::store::{Replica, StoreError, Writer, int, opt_text, text};
 
 const COLUMNS: [&str; 9] =
     ["external_id", "last_name", "first_name", "middle_name", "birth_date", "sex", "phones", "email", "note"];
@@ -74,6 +73,8 @@ pub enum ImportError {
     BadHeader { path: String, detail: String },
 }
 
+type Result<T> = std::result::Result<T, ImportError>;
+
 /// One validated row.
 #[derive(Clone, Debug, PartialEq)]
 struct Person {
@@ -94,7 +95,7 @@ pub fn import_patients(replica: &mut Replica, file: &Path, country: Country) -> 
     let (people, mut bad) = read_file(file, country)?;
     let mut report = ImportReport::default();
     for batch in people.chunks(BATCH) {
-        match replica.write(|w| batch.iter().map(|p| save(w, p)).collect::<crate::store::Result<Vec<_>>>()) {
+        match replica.write(|w| batch.iter().map(|p| save(w, p)).collect::<super::Result<Vec<_>>>()) {
             Ok(outcomes) => count(&mut report, outcomes),
             // One row the database refuses must not cost the others: redo
             // the batch one by one to find it.
@@ -140,7 +141,7 @@ fn count(report: &mut ImportReport, outcomes: Vec<Saved>) {
 }
 
 /// Creates or updates one person with their phones and search entry.
-fn save(w: &mut Writer<'_>, p: &Person) -> crate::store::Result<Saved> {
+fn save(w: &mut Writer<'_>, p: &Person) -> super::Result<Saved> {
     let columns = [
         ("last_name", text(&p.last_name)),
         ("first_name", text(&p.first_name)),
@@ -222,22 +223,22 @@ fn save(w: &mut Writer<'_>, p: &Person) -> crate::store::Result<Saved> {
     Ok(saved)
 }
 
-fn queued(w: &Writer<'_>) -> crate::store::Result<i64> {
+fn queued(w: &Writer<'_>) -> super::Result<i64> {
     Ok(w.tx().query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
 }
 
 /// Reads and validates the file: the good people, and the bad rows.
 fn read_file(file: &Path, country: Country) -> Result<(Vec<Person>, Vec<BadRow>)> {
     let path = file.display().to_string();
-    let bytes = std::fs::read(file)
-        .map_err(|e| SyncError::Import(ImportError::Unreadable { path: path.clone(), detail: e.to_string() }))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| ImportError::Unreadable { path: path.clone(), detail: e.to_string() })?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let header_line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let semicolons = header_line.iter().filter(|b| **b == b';').count();
     let commas = header_line.iter().filter(|b| **b == b',').count();
     let delimiter = if semicolons > commas { b';' } else { b',' };
     let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_reader(bytes);
-    let bad_header = |detail: String| SyncError::Import(ImportError::BadHeader { path: path.clone(), detail });
+    let bad_header = |detail: String| ImportError::BadHeader { path: path.clone(), detail };
     let header = reader.byte_headers().map_err(|e| bad_header(e.to_string()))?.clone();
     let mut index: HashMap<&'static str, usize> = HashMap::new();
     for (i, name) in header.iter().enumerate() {
