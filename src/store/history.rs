@@ -213,8 +213,8 @@ mod tests {
         set(&mut values, "status", Value::Text("in_progress".into()));
         set(&mut values, "updated_at", Value::Integer(1_800_000_000_000));
         set(&mut values, "row_version", Value::Integer(2));
-        let row = crate::sync::local::RowState { table, id: id.clone(), values: Some(values.clone()) };
-        local.apply_download(std::slice::from_ref(&row), crate::sync::local::Cursor { xid: 10, seq: 1 }).unwrap();
+        let row = crate::sync::wire::RowState { table, id: id.clone(), values: Some(values.clone()) };
+        local.apply_download(std::slice::from_ref(&row), crate::sync::wire::Cursor { xid: 10, seq: 1 }).unwrap();
 
         let history = task_history(local.conn(), &id).unwrap();
         assert_eq!(history.len(), 2, "{history:?}");
@@ -227,7 +227,7 @@ mod tests {
             }
         );
         // The same row again (a repeated download): nothing tracked changed.
-        local.apply_download(&[row], crate::sync::local::Cursor { xid: 11, seq: 1 }).unwrap();
+        local.apply_download(&[row], crate::sync::wire::Cursor { xid: 11, seq: 1 }).unwrap();
         assert_eq!(task_history(local.conn(), &id).unwrap().len(), 2);
     }
 }

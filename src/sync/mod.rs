@@ -11,7 +11,10 @@
 //!   the function that applies one uploaded local transaction.
 //! * [`local`]: the replica's side: outbox batches, acknowledgements,
 //!   applying downloaded rows (never over rows with pending local changes),
-//!   the search index of people, conflicts and rejections.
+//!   the search index of people, conflicts and rejections (the outbox and
+//!   upload side in `local/upload.rs`).
+//! * [`wire`]: what `local` and `protocol` both speak: log cursors, local
+//!   transactions, the server's answers, rows as the server has them.
 //! * [`protocol`]: the conversations with the server: upload, download below
 //!   the snapshot horizon, the initial snapshot in binary COPY.
 //! * [`engine`]: the loop that runs them, online or offline, woken by NOTIFY
@@ -31,6 +34,7 @@ pub mod local;
 pub mod protocol;
 pub mod server;
 pub mod tables;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;

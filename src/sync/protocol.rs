@@ -27,8 +27,8 @@ use serde::Deserialize;
 use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyOutStream;
 
-use super::local::{Cursor, LocalTx, RowState, row_from_json};
 use super::tables::{ColType, TableSpec, quote_ident, quote_literal};
+use super::wire::{Cursor, LocalTx, Outcome, OutcomeRow, RowState, row_from_json};
 use super::{Result, SyncError};
 
 /// The answer to an upload whose (client id, first mutation id) the server
@@ -39,46 +39,6 @@ pub const CLONED: &str = "cloned";
 /// The answer to an upload whose predecessor in the pipeline did not commit:
 /// nothing was applied; upload it again after that one.
 pub const OUT_OF_ORDER: &str = "out_of_order";
-
-/// The server's answer to one uploaded local transaction.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct Outcome {
-    /// "applied" or "rejected"; or [`CLONED`] or [`OUT_OF_ORDER`], when
-    /// nothing was applied.
-    pub status: String,
-    #[serde(default)]
-    pub conflicts: Vec<ServerConflict>,
-    #[serde(default)]
-    pub rows: Vec<OutcomeRow>,
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub detail: Option<String>,
-    #[serde(default)]
-    pub code: Option<String>,
-}
-
-/// A conflict as the server reports it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct ServerConflict {
-    pub table: String,
-    pub row_id: String,
-    /// "field" or "deleted".
-    pub kind: String,
-    #[serde(default)]
-    pub column: String,
-    pub local: serde_json::Value,
-    pub server: serde_json::Value,
-}
-
-/// The server's state of a row a transaction touched.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct OutcomeRow {
-    pub table: String,
-    pub row_id: String,
-    /// `None`: the server has no such row.
-    pub row: Option<serde_json::Map<String, serde_json::Value>>,
-}
 
 /// Uploads local transactions in order, pipelined. Each answer is either
 /// the outcome or the error that stopped it; after the first error the rest
