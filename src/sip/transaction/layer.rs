@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 
 use tokio::time::Instant;
 
-use super::{Action, ClientState, ClientTransaction, ServerState, ServerTransaction, Timers, TuEvent};
+use super::client::ClientTransaction;
+use super::server::ServerTransaction;
+use super::{Action, ClientState, ServerState, Timers, TuEvent};
 use crate::sip::headers::NameAddr;
 use crate::sip::message::{Method, Request, Response};
 use crate::sip::transport::Peer;

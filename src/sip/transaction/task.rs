@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Output, Timers, TransactionId, TransactionLayer};
+use super::Timers;
+use super::layer::{Output, TransactionId, TransactionLayer};
 use crate::sip::message::{Request, Response};
 use crate::sip::transport::{Incoming, Peer, TransportLayer};
 
