@@ -429,6 +429,36 @@ struct Engine {
     socket_error_reported: bool,
 }
 
+/// What an engine builds from its codec (clock rate and frame): made once
+/// by [`Engine::new`] and again by `switch_codec`, all or nothing.
+struct CodecParts {
+    capture_resampler: Resampler,
+    playback_resampler: Resampler,
+    jitter: JitterBuffer,
+    rx_stats: ReceiveStatistics,
+    dtmf_out: DtmfSender,
+}
+
+impl CodecParts {
+    fn new(
+        codec: &dyn Codec,
+        source: &dyn AudioSource,
+        sink: &dyn AudioSink,
+        telephone_event: Option<(u8, u32)>,
+        ptime_ms: u32,
+    ) -> Result<CodecParts, MediaError> {
+        let rate = codec.clock_rate();
+        let frame = codec.frame_samples();
+        Ok(CodecParts {
+            capture_resampler: Resampler::new(source.sample_rate(), rate)?,
+            playback_resampler: Resampler::new(rate, sink.sample_rate())?,
+            jitter: JitterBuffer::new(JitterConfig::new(rate, frame)),
+            rx_stats: ReceiveStatistics::new(rate),
+            dtmf_out: DtmfSender::new(telephone_event.map_or(8000, |(_, clock)| clock), ptime_ms),
+        })
+    }
+}
+
 impl Engine {
     fn new(
         config: MediaConfig,
@@ -438,16 +468,16 @@ impl Engine {
         events: mpsc::UnboundedSender<MediaEvent>,
         stats_tx: watch::Sender<CallStats>,
     ) -> Result<Engine, MediaError> {
-        let rate = codec.clock_rate();
         let frame = codec.frame_samples();
         let now = Instant::now();
-        let te_clock = config.telephone_event.map_or(8000, |(_, clock)| clock);
+        let CodecParts { capture_resampler, playback_resampler, jitter, rx_stats, dtmf_out } =
+            CodecParts::new(&*codec, &*source, &*sink, config.telephone_event, config.ptime_ms)?;
         Ok(Engine {
-            capture_resampler: Resampler::new(source.sample_rate(), rate)?,
-            playback_resampler: Resampler::new(rate, sink.sample_rate())?,
-            jitter: JitterBuffer::new(JitterConfig::new(rate, frame)),
-            rx_stats: ReceiveStatistics::new(rate),
-            dtmf_out: DtmfSender::new(te_clock, config.ptime_ms),
+            capture_resampler,
+            playback_resampler,
+            jitter,
+            rx_stats,
+            dtmf_out,
             remote_rtp: config.remote_rtp,
             remote_rtcp: config.rtcp_target(config.remote_rtp),
             ssrc: random_u32(),
@@ -672,13 +702,12 @@ impl Engine {
         telephone_event: Option<(u8, u32)>,
     ) -> Result<(), MediaError> {
         let codec = kind.build(self.config.ptime_ms)?;
-        let rate = codec.clock_rate();
-        let frame = codec.frame_samples();
-        self.capture_resampler = Resampler::new(self.source.sample_rate(), rate)?;
-        self.playback_resampler = Resampler::new(rate, self.sink.sample_rate())?;
-        self.jitter = JitterBuffer::new(JitterConfig::new(rate, frame));
-        self.rx_stats = ReceiveStatistics::new(rate);
-        self.dtmf_out = DtmfSender::new(telephone_event.map_or(8000, |(_, clock)| clock), self.config.ptime_ms);
+        let parts = CodecParts::new(&*codec, &*self.source, &*self.sink, telephone_event, self.config.ptime_ms)?;
+        self.capture_resampler = parts.capture_resampler;
+        self.playback_resampler = parts.playback_resampler;
+        self.jitter = parts.jitter;
+        self.rx_stats = parts.rx_stats;
+        self.dtmf_out = parts.dtmf_out;
         self.capture_fifo.clear();
         self.codec = codec;
         self.config.codec = kind;

@@ -207,7 +207,7 @@ pub(super) fn with_direction(sdp: &SessionDescription, direction: Direction) -> 
 
 /// The same codec under the same payload type (fmtp aside).
 fn same_format(a: &PayloadFormat, b: &PayloadFormat) -> bool {
-    a.pt == b.pt && a.encoding.eq_ignore_ascii_case(&b.encoding) && a.clock_rate == b.clock_rate
+    a.pt == b.pt && a.is_codec(&b.encoding, b.clock_rate)
 }
 
 /// Moves `codec`'s format to the front of the audio stream's list (matched by
@@ -217,7 +217,7 @@ pub(super) fn put_codec_first(sdp: &mut SessionDescription, codec: &PayloadForma
         let found = m
             .payload_formats()
             .into_iter()
-            .find(|f| f.encoding.eq_ignore_ascii_case(&codec.encoding) && f.clock_rate == codec.clock_rate)
+            .find(|f| f.is_codec(&codec.encoding, codec.clock_rate))
             .map(|f| f.pt.to_string());
         let Some(pt) = found else { continue };
         if let Some(at) = m.formats.iter().position(|f| *f == pt) {

@@ -11,7 +11,7 @@
 //!
 //! | Module | Owns |
 //! |---|---|
-//! | [`message`] | requests and responses: parse (with the status a broken request gets), serialise, build |
+//! | [`message`] | requests and responses: parse (with the status a broken request gets), serialise, build; `Method` (from `method.rs`, below both `message` and `headers`) |
 //! | [`headers`] | header names (compact forms), the header list, typed Via, From/To/Contact, CSeq, ... |
 //! | [`uri`] | sip/sips/tel URIs, other schemes kept opaque (for 416) |
 //! | [`validate`] | one datagram → request / response / reply to send / drop; the RFC 3261 §8.2 UAS checks |
@@ -84,6 +84,7 @@ pub mod cli;
 pub mod dialog;
 pub mod headers;
 pub mod message;
+mod method;
 pub mod registration;
 pub mod sdp;
 mod syntax;

@@ -165,6 +165,14 @@ pub struct PayloadFormat {
     pub fmtp: Option<String>,
 }
 
+impl PayloadFormat {
+    /// Whether this is the codec named `encoding` (compared
+    /// case-insensitively) at `clock_rate`, whatever its payload type or fmtp.
+    pub fn is_codec(&self, encoding: &str, clock_rate: u32) -> bool {
+        self.encoding.eq_ignore_ascii_case(encoding) && self.clock_rate == clock_rate
+    }
+}
+
 /// The codecs this user agent can send and receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -193,9 +201,7 @@ impl Codec {
     }
 
     fn matches(self, f: &PayloadFormat) -> bool {
-        f.encoding.eq_ignore_ascii_case(self.encoding())
-            && f.clock_rate == self.clock_rate()
-            && (self != Codec::Opus || f.channels == 2)
+        f.is_codec(self.encoding(), self.clock_rate()) && (self != Codec::Opus || f.channels == 2)
     }
 
     /// The payload type this UA offers the codec with.
@@ -620,11 +626,7 @@ pub fn answer_offer(
         // The codec in use if the offer still lists it, else the first in the
         // offer's order that we do (RFC 3264 §6.1 recommends keeping the offer's order).
         let ours = |f: &&PayloadFormat| cfg.codecs.iter().any(|c| c.matches(f));
-        let in_use = |f: &&PayloadFormat| {
-            cfg.in_use
-                .as_ref()
-                .is_some_and(|(name, rate)| f.encoding.eq_ignore_ascii_case(name) && f.clock_rate == *rate)
-        };
+        let in_use = |f: &&PayloadFormat| cfg.in_use.as_ref().is_some_and(|(name, rate)| f.is_codec(name, *rate));
         let chosen = (m.media == "audio" && m.port != 0 && m.protocol == "RTP/AVP" && agreed.is_none())
             .then(|| formats.iter().filter(ours).find(in_use).or_else(|| formats.iter().find(ours)))
             .flatten();
@@ -683,10 +685,7 @@ pub fn accept_answer(offer: &SessionDescription, answer: &SessionDescription) ->
     let formats = m.payload_formats();
     let codec = formats
         .iter()
-        .find(|f| {
-            !is_telephone_event(f)
-                && offered.iter().any(|o| o.encoding.eq_ignore_ascii_case(&f.encoding) && o.clock_rate == f.clock_rate)
-        })
+        .find(|f| !is_telephone_event(f) && offered.iter().any(|o| o.is_codec(&f.encoding, f.clock_rate)))
         .cloned()
         .ok_or_else(|| SdpError::NoCommonCodec {
             offered: formats.iter().map(|f| format!("{}/{}", f.encoding, f.clock_rate)).collect::<Vec<_>>().join(" "),
