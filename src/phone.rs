@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 
+use crate::crm::card::CallerCard;
 use crate::media::{DeviceEvent, Quality};
-use crate::store::card::CallerCard;
 
 /// What the operator asks the softphone to do.
 #[derive(Clone, Debug, PartialEq, Eq)]

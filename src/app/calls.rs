@@ -13,12 +13,12 @@ use super::message::Message;
 use super::services::{Command, Services};
 use super::widgets::{OVERDUE, WARNING, enum_text, format_time};
 use super::{Action, Env};
+use crate::crm::card::{CallerCard, CardPerson};
 use crate::crm::*;
 use crate::media::{DeviceEvent, Quality};
 use crate::phone::{EndReason, PhoneCommand, PhoneEvent, PhoneLink};
 use crate::settings::LocalSettings;
 use crate::store::calls::FinishedCall;
-use crate::store::card::{CallerCard, CardPerson};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallState {

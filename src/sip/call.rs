@@ -27,12 +27,12 @@ use super::transport::Peer;
 use super::ua::{AudioChoice, Pending, Timer, Ua, put_top_via};
 use super::uri::{Host, SipUri, Uri};
 use super::validate::stateless_response;
+use crate::crm::caller_number;
 use crate::media::{
     AudioSink, AudioSource, CodecKind, MediaConfig, MediaError, MediaHandle, MediaSession, NullSink, NullSource,
     RtpSockets, TeeSource, TonePattern, TonePlayer, WavSink, WavSource, bind_rtp, open_devices, play_tone,
 };
 use crate::phone::{Availability, EndReason, PhoneEvent};
-use crate::store::card::caller_number;
 
 /// A call's microphone and headset (or what stands in for them).
 type AudioEnds = (Box<dyn AudioSource>, Box<dyn AudioSink>);

@@ -990,7 +990,7 @@ impl Ua {
         self.emit(event);
     }
 
-    pub(super) fn card(&self, number: &str, did: Option<&str>) -> Option<Box<crate::store::card::CallerCard>> {
+    pub(super) fn card(&self, number: &str, did: Option<&str>) -> Option<Box<crate::crm::card::CallerCard>> {
         let replica = self.cards.as_ref()?;
         match crate::store::card::caller_card(replica.conn(), number, did, crate::crm::now_millis()) {
             Ok(card) => Some(Box::new(card)),
