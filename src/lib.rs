@@ -8,7 +8,6 @@ pub mod demo;
 pub mod i18n;
 pub mod media;
 pub mod notify;
-pub mod phone;
 pub mod settings;
 pub mod sip;
 pub mod store;

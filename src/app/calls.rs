@@ -16,8 +16,8 @@ use super::{Action, Env};
 use crate::crm::card::{CallerCard, CardPerson};
 use crate::crm::*;
 use crate::media::{DeviceEvent, Quality};
-use crate::phone::{EndReason, PhoneCommand, PhoneEvent, PhoneLink};
 use crate::settings::LocalSettings;
+use crate::sip::phone::{EndReason, PhoneCommand, PhoneEvent, PhoneLink};
 use crate::store::calls::FinishedCall;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +106,8 @@ impl Calls {
 
     pub fn wake(&self, ctx: &egui::Context) {
         if let Some(link) = &self.link {
-            link.wake(ctx);
+            let ctx = ctx.clone();
+            link.wake(move || ctx.request_repaint());
         }
     }
 
@@ -516,7 +517,7 @@ pub fn start_phone(settings: &LocalSettings, replica: &std::path::Path, demo: bo
         Err(e) => return off(PhoneMode::Problem(problem(&e))),
     };
     let account = config.account.as_ref().map(|a| a.label());
-    let (link, end) = crate::phone::link();
+    let (link, end) = crate::sip::phone::link();
     let handle = match ua::start(config, end) {
         Ok(h) => h,
         Err(e) => return off(PhoneMode::Problem(problem(&e))),

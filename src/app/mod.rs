@@ -23,9 +23,9 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 use crate::crm::*;
 use crate::i18n::{I18n, Language};
 use crate::notify::{Notifier, NotifyEvent};
-use crate::phone::{Availability, PhoneCommand, PhoneLink};
 use crate::settings::UnavailableAnswer;
 use crate::settings::{LocalSettings, Profile};
+use crate::sip::phone::{Availability, PhoneCommand, PhoneLink};
 use crate::store::Replica;
 use crate::store::queries::{CurrentUser, Dictionaries};
 pub use forms::Editor;
@@ -734,7 +734,7 @@ impl ClinicApp {
         }
         let Some(services) = &self.services else { return };
         for event in self.phone.drain() {
-            if let (crate::phone::PhoneEvent::Incoming { from, card, .. }, true, Some(notifier)) =
+            if let (crate::sip::phone::PhoneEvent::Incoming { from, card, .. }, true, Some(notifier)) =
                 (&event, self.window_hidden, &self.notifier)
             {
                 let who = card

@@ -11,7 +11,7 @@ use super::calls::{CallState, CallView, Calls, PhoneMode, QualityView};
 use super::widgets::{GOOD, OVERDUE, WARNING};
 use crate::crm::{CallDirection, Phone, now_millis};
 use crate::media::{DeviceDirection, DeviceEvent, Quality};
-use crate::phone::PhoneCommand;
+use crate::sip::phone::PhoneCommand;
 
 pub const SHORTCUT_DIAL: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::D);
 pub const SHORTCUT_MUTE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::F7);

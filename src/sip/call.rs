@@ -32,7 +32,7 @@ use crate::media::{
     AudioSink, AudioSource, CodecKind, MediaConfig, MediaError, MediaHandle, MediaSession, NullSink, NullSource,
     RtpSockets, TeeSource, TonePattern, TonePlayer, WavSink, WavSource, bind_rtp, open_devices, play_tone,
 };
-use crate::phone::{Availability, EndReason, PhoneEvent};
+use super::phone::{Availability, EndReason, PhoneEvent};
 
 /// A call's microphone and headset (or what stands in for them).
 type AudioEnds = (Box<dyn AudioSource>, Box<dyn AudioSink>);

@@ -31,7 +31,7 @@ use crossbeam_channel::{Receiver, select};
 use super::sdp::Codec;
 use super::ua::{self, AccountConfig, AudioChoice, UaConfig, WhenInCall};
 use crate::crm::{CallDirection, CallResult, Millis, now_millis};
-use crate::phone::{Availability, EndReason, PhoneCommand, PhoneEvent, PhoneLink};
+use super::phone::{Availability, EndReason, PhoneCommand, PhoneEvent, PhoneLink};
 use crate::settings::{LocalSettings, Profile, SipTransport, secrets};
 use crate::store::Replica;
 use crate::store::calls::FinishedCall;
@@ -539,7 +539,7 @@ pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<Exit
         },
         None => None,
     };
-    let (link, end): (PhoneLink, _) = crate::phone::link();
+    let (link, end): (PhoneLink, _) = super::phone::link();
     let handle = ua::start(cfg, end)?;
     print_json(&serde_json::json!({
         "event": "started",

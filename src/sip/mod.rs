@@ -22,6 +22,7 @@
 //! | [`dialog`] | dialog state (RFC 3261 §12): ids, route sets, CSeq, in-dialog requests |
 //! | [`registration`] | REGISTER with digest auth, refresh, recovery, rport learning, unregister |
 //! | [`call`] | one call's life: INVITE both ways, early media, hold, re-INVITE/UPDATE, REFER, Replaces |
+//! | [`phone`] | the user agent's vocabulary: `PhoneCommand` in, `PhoneEvent` out, the link and its waker |
 //! | [`ua`] | the user agent: the socket loop, transactions, registration and calls, `PhoneCommand` in, `PhoneEvent` out |
 //! | [`cli`] | `clinicdesk phone`: the user agent without a window, JSON lines out, commands in |
 //!
@@ -84,6 +85,7 @@ pub mod cli;
 pub mod dialog;
 pub mod headers;
 pub mod message;
+pub mod phone;
 pub mod registration;
 pub mod sdp;
 mod syntax;

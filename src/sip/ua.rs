@@ -5,7 +5,7 @@
 //!
 //! [`start`] runs it on a tokio runtime of its own thread, so neither face
 //! waits on the network: commands come in through the [`PhoneEnd`] of
-//! [`crate::phone::link`], events go out through it (waking the window), and
+//! [`super::phone::link`], events go out through it (waking the window), and
 //! the media figures of each finished call come out beside them on
 //! [`UaHandle::figures`] just before its `Ended` event.
 //!
@@ -39,7 +39,7 @@ use super::uri::{Host, SipUri, Uri};
 use super::validate::{UasPolicy, uas_precheck};
 use crate::crm::Country;
 use crate::media::{CallStats, MediaEvent};
-use crate::phone::{Availability, PhoneCommand, PhoneEnd, PhoneEvent};
+use super::phone::{Availability, PhoneCommand, PhoneEnd, PhoneEvent};
 use crate::settings::{LocalSettings, SipTransport};
 use crate::store::Replica;
 
@@ -707,7 +707,7 @@ impl Ua {
         }
         let ids: Vec<String> = self.calls.keys().cloned().collect();
         for id in ids {
-            self.finish_call(&id, crate::phone::EndReason::HungUp).await;
+            self.finish_call(&id, super::phone::EndReason::HungUp).await;
         }
     }
 

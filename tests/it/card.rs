@@ -8,7 +8,7 @@ use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 
 use clinicdesk::crm::{Country, caller_number, now_millis};
-use clinicdesk::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent};
+use clinicdesk::sip::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent};
 use clinicdesk::store::card::caller_card;
 
 use super::gui::{app_with_phone, count, harness, has_label, has_text, settle, type_into};

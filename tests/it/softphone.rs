@@ -13,8 +13,8 @@ use clinicdesk::app::calls::{PhoneMode, start_phone};
 use clinicdesk::crm::Phone;
 use clinicdesk::demo::caller::{DemoAnswerer, DemoCaller, DemoCallerConfig};
 use clinicdesk::media::Quality;
-use clinicdesk::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent, PhoneLink};
 use clinicdesk::settings::{LocalSettings, UnavailableAnswer};
+use clinicdesk::sip::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent, PhoneLink};
 use clinicdesk::sip::ua::{self, UaConfig};
 
 use super::gui::{app_with_phone, choose, harness, has_label, has_text, settle, type_into};
