@@ -10,5 +10,6 @@ pub mod media;
 pub mod notify;
 pub mod settings;
 pub mod sip;
+pub mod softphone;
 pub mod store;
 pub mod sync;

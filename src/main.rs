@@ -346,8 +346,8 @@ fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>, dial: Option
     let frame_stats = std::env::var_os("CLINICDESK_FRAME_STATS").is_some();
     // The softphone runs beside the window's data: none when the replica cannot be opened.
     let mut phone = match &replica {
-        Ok(_) => clinicdesk::app::calls::start_phone(&settings, &profile.replica_path(), demo.is_some()),
-        Err(_) => clinicdesk::app::calls::PhoneRun::off(),
+        Ok(_) => clinicdesk::softphone::run::start_phone(&settings, &profile.replica_path(), demo.is_some()),
+        Err(_) => clinicdesk::softphone::run::PhoneRun::off(),
     };
     let startup = Startup {
         profile,
@@ -357,7 +357,7 @@ fn run_window(profile: Option<&Path>, demo: Option<(usize, usize)>, dial: Option
         started,
         frame_stats,
         phone: phone.link.take(),
-        phone_mode: phone.mode.clone(),
+        phone_mode: clinicdesk::app::calls::PhoneMode::of(&phone.status),
     };
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "opening the window");
 

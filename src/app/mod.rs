@@ -337,8 +337,8 @@ impl ClinicApp {
     }
 
     /// The calls in progress.
-    pub fn calls_in_progress(&self) -> &[calls::CallView] {
-        &self.phone.calls
+    pub fn calls_in_progress(&self) -> &[crate::softphone::tracker::CallView] {
+        &self.phone.tracker.calls
     }
 
     /// Starts the services on the first frame, when the egui context to
@@ -821,7 +821,7 @@ impl ClinicApp {
                 self.editor = None;
             }
         }
-        if !self.phone.calls.is_empty() {
+        if !self.phone.tracker.calls.is_empty() {
             let mut env = env!(self, services, &mut actions);
             calls::caller_cards_ui(&ctx, &mut env, &mut self.phone, &self.settings);
         }

@@ -18,6 +18,7 @@ use super::auth::DigestClient;
 use super::dialog::{Dialog, DialogError, DialogId};
 use super::headers::{HeaderName, NameAddr};
 use super::message::{Method, Request, Response};
+use super::phone::{Availability, EndReason, PhoneEvent};
 use super::sdp::{
     AudioConfig, Direction, LocalMedia, NegotiatedAudio, PayloadFormat, SdpError, SessionDescription, accept_answer,
     answer_offer, build_offer,
@@ -32,7 +33,6 @@ use crate::media::{
     AudioSink, AudioSource, CodecKind, MediaConfig, MediaError, MediaHandle, MediaSession, NullSink, NullSource,
     RtpSockets, TeeSource, TonePattern, TonePlayer, WavSink, WavSource, bind_rtp, open_devices, play_tone,
 };
-use super::phone::{Availability, EndReason, PhoneEvent};
 
 /// A call's microphone and headset (or what stands in for them).
 type AudioEnds = (Box<dyn AudioSource>, Box<dyn AudioSink>);
@@ -534,9 +534,6 @@ impl Ua {
         };
         let (number, display_name) = caller_identity(&req, self.cfg.country);
         let did = req.headers.to().ok().map(|t| uri_user(&t.uri)).filter(|d| !d.is_empty());
-        let card_started = std::time::Instant::now();
-        let card = self.card(&number, did.as_deref());
-        let card_us = card_started.elapsed().as_micros() as u64;
         let ringing = self.dialog_response(&req, 180, &tag, &peer);
         self.call_counter += 1;
         let mut call = Call::new(CallState::Ringing, peer, req, self.call_counter);
@@ -545,11 +542,14 @@ impl Ua {
         call.dialog = Some(dialog);
         self.calls.insert(call_id.clone(), call);
         self.respond(id, ringing).await;
-        if self.cfg.timings {
-            let handled_us = taken.elapsed().as_micros() as u64;
-            let _ = self.timings.send(super::ua::IncomingTiming { call_id: call_id.clone(), card_us, handled_us });
-        }
-        self.emit(PhoneEvent::Incoming { call_id: call_id.clone(), from: number, display_name, did, card });
+        let incoming = PhoneEvent::Incoming {
+            call_id: call_id.clone(),
+            from: number.clone(),
+            display_name,
+            did: did.clone(),
+            card: None,
+        };
+        self.announce(incoming, &number, did.as_deref(), Some(taken));
         self.start_ringtone(&call_id).await;
         let mut timers = vec![self.schedule(self.cfg.ring_timeout, Timer::RingTimeout { call_id: call_id.clone() })];
         if let Some(after) = self.cfg.auto_answer {
@@ -990,7 +990,7 @@ impl Ua {
     }
 
     /// Reports a call that could not even be placed.
-    fn fail_to_place(&self, call_id: &str, shown: String, why: &str) {
+    fn fail_to_place(&mut self, call_id: &str, shown: String, why: &str) {
         tracing::warn!(target = shown, reason = why, "call not placed");
         self.emit(PhoneEvent::Dialing { call_id: call_id.to_owned(), to: shown, card: None });
         let ended = PhoneEvent::Ended { call_id: call_id.to_owned(), reason: EndReason::Failed, duration_s: 0 };
@@ -1032,7 +1032,6 @@ impl Ua {
             req.headers.push(name, value);
         }
         req.set_body("application/sdp", offer.to_bytes());
-        let card = self.card(&number, None);
         self.call_counter += 1;
         let mut call = Call::new(CallState::Calling, peer.clone(), req.clone(), self.call_counter);
         call.auth = self.credentials();
@@ -1041,7 +1040,8 @@ impl Ua {
         call.our_offer = Some(offer.clone());
         call.last_local_sdp = Some(offer);
         self.calls.insert(call_id.clone(), call);
-        self.emit(PhoneEvent::Dialing { call_id: call_id.clone(), to: number, card });
+        let dialing = PhoneEvent::Dialing { call_id: call_id.clone(), to: number.clone(), card: None };
+        self.announce(dialing, &number, None, None);
         let pending = |sent: &Request| Pending::Invite { call_id: call_id.clone(), sent: sent.clone() };
         if self.send(req, &peer, pending).await.is_none() {
             self.finish_call(&call_id, EndReason::Failed).await;

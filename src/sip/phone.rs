@@ -154,6 +154,26 @@ pub enum PhoneEvent {
 /// What a face wants done when an event arrives (the window: repaint).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
+impl PhoneEvent {
+    /// The call the event is about (none for registration events).
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            PhoneEvent::Registered { .. } | PhoneEvent::RegistrationFailed { .. } => None,
+            PhoneEvent::Incoming { call_id, .. }
+            | PhoneEvent::Dialing { call_id, .. }
+            | PhoneEvent::Ringing { call_id }
+            | PhoneEvent::Answered { call_id }
+            | PhoneEvent::Held { call_id }
+            | PhoneEvent::Resumed { call_id }
+            | PhoneEvent::Transferred { call_id, .. }
+            | PhoneEvent::Dtmf { call_id, .. }
+            | PhoneEvent::Ended { call_id, .. }
+            | PhoneEvent::Quality { call_id, .. }
+            | PhoneEvent::Device { call_id, .. } => Some(call_id),
+        }
+    }
+}
+
 /// The face's end of the link.
 pub struct PhoneLink {
     commands: Sender<PhoneCommand>,

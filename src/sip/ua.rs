@@ -31,6 +31,7 @@ use super::auth::DigestClient;
 use super::call::Call;
 use super::headers::{HeaderName, NameAddr, Via};
 use super::message::{Method, Request, Response};
+use super::phone::{Availability, PhoneCommand, PhoneEnd, PhoneEvent};
 use super::registration::{Outcome, Registration};
 use super::sdp::Codec;
 use super::transaction::{self, LayerHandle, Output, Timers, TransactionId, TuEvent};
@@ -38,10 +39,8 @@ use super::transport::{Peer, Transport, TransportError, TransportLayer, Transpor
 use super::uri::{Host, SipUri, Uri};
 use super::validate::{UasPolicy, uas_precheck};
 use crate::crm::Country;
+use crate::crm::card::CallerCard;
 use crate::media::{CallStats, MediaEvent};
-use super::phone::{Availability, PhoneCommand, PhoneEnd, PhoneEvent};
-use crate::settings::{LocalSettings, SipTransport};
-use crate::store::Replica;
 
 /// The methods this user agent handles (sent in Allow; others get 405/501).
 pub(super) const ALLOW: &[Method] = &[
@@ -126,8 +125,8 @@ pub struct UaConfig {
     pub tls_ca: Option<PathBuf>,
     /// How national numbers are read (dialled numbers and callers).
     pub country: Country,
-    /// The local replica, for the caller's card (read only; absent: no card).
-    pub replica: Option<PathBuf>,
+    /// How the caller's card is found (absent: calls ring without one).
+    pub cards: Option<CardLookup>,
     pub audio: AudioChoice,
     /// Answer every incoming call after this long.
     pub auto_answer: Option<Duration>,
@@ -163,7 +162,7 @@ impl Default for UaConfig {
             transport: Transport::Udp,
             tls_ca: None,
             country: Country::Ru,
-            replica: None,
+            cards: None,
             audio: AudioChoice::Silent,
             auto_answer: None,
             when_in_call: WhenInCall::Ring,
@@ -181,47 +180,27 @@ impl Default for UaConfig {
     }
 }
 
-impl UaConfig {
-    /// The phone of this workstation as its settings describe it: the
-    /// account of `[sip]` (with `password`, from the keyring), the sound
-    /// cards of `[audio]`, numbers read as in `country`, cards from `replica`.
-    /// Refuses when telephony is off, or the account is incomplete.
-    pub fn for_workstation(
-        settings: &LocalSettings,
-        replica: Option<PathBuf>,
-        password: Option<String>,
-    ) -> Result<UaConfig, UaError> {
-        if !settings.telephony_enabled {
-            return Err(UaError::TelephonyOff);
-        }
-        let sip = &settings.sip;
-        let server = sip.server.trim();
-        if server.is_empty() {
-            return Err(UaError::NoServer);
-        }
-        let username = sip.username.trim();
-        if username.is_empty() {
-            return Err(UaError::NoUser);
-        }
-        let password = password.filter(|p| !p.is_empty()).ok_or(UaError::NoPassword { account: sip.label() })?;
-        Ok(UaConfig {
-            account: Some(AccountConfig {
-                server: server.to_owned(),
-                username: username.to_owned(),
-                auth_username: sip.auth_username.trim().to_owned(),
-                password,
-                display_name: sip.display_name.trim().to_owned(),
-            }),
-            transport: sip.transport.into(),
-            tls_ca: sip.ca_file.clone(),
-            country: settings.country,
-            replica,
-            audio: AudioChoice::Devices {
-                input: settings.audio.input_device.clone(),
-                output: settings.audio.output_device.clone(),
-            },
-            ..UaConfig::default()
-        })
+/// The caller card of a number (normalised) dialled to a clinic number
+/// (`did`, for call tracking): handed to the user agent by the application,
+/// which knows where cards are kept. It may block (a database query): the
+/// user agent runs it off its task, and a call's events wait for its card.
+#[derive(Clone)]
+pub struct CardLookup(Arc<dyn Fn(&str, Option<&str>) -> Option<Box<CallerCard>> + Send + Sync>);
+
+impl CardLookup {
+    pub fn new(lookup: impl Fn(&str, Option<&str>) -> Option<Box<CallerCard>> + Send + Sync + 'static) -> CardLookup {
+        CardLookup(Arc::new(lookup))
+    }
+
+    /// The card of `number`, looked up now (on the caller's thread).
+    pub fn card(&self, number: &str, did: Option<&str>) -> Option<Box<CallerCard>> {
+        (self.0)(number, did)
+    }
+}
+
+impl fmt::Debug for CardLookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CardLookup")
     }
 }
 
@@ -238,9 +217,10 @@ pub struct CallFigures {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct IncomingTiming {
     pub call_id: String,
-    /// The caller card lookup in the replica, µs.
+    /// The caller card lookup (on a blocking thread, off the user agent's task), µs.
     pub card_us: u64,
-    /// The INVITE taken by the user agent to the `Incoming` event, µs.
+    /// The INVITE taken by the user agent to the `Incoming` event (the card
+    /// looked up, 180 sent), µs.
     pub handled_us: u64,
 }
 
@@ -271,16 +251,6 @@ impl UaStats {
     }
 }
 
-impl From<SipTransport> for Transport {
-    fn from(t: SipTransport) -> Transport {
-        match t {
-            SipTransport::Udp => Transport::Udp,
-            SipTransport::Tcp => Transport::Tcp,
-            SipTransport::Tls => Transport::Tls,
-        }
-    }
-}
-
 /// Why the user agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum UaError {
@@ -288,17 +258,8 @@ pub enum UaError {
     Transport(#[from] TransportError),
     #[error("the SIP server {server:?} cannot be used: {reason}")]
     Server { server: String, reason: String },
-    #[error("the SIP account has no user name: set [sip] username in settings.toml or pass --user")]
+    #[error("the SIP account has no user name")]
     NoUser,
-    #[error("no SIP server: set [sip] server in settings.toml or pass --server HOST[:PORT]")]
-    NoServer,
-    #[error("IP telephony is disabled on this workstation (telephony_enabled = false in settings.toml)")]
-    TelephonyOff,
-    #[error(
-        "no SIP password for {account}: keep it with `clinicdesk password set --kind sip --account {account}` \
-         or set CLINICDESK_SIP_PASSWORD"
-    )]
-    NoPassword { account: String },
     #[error("cannot start the user agent: {0}")]
     Start(String),
 }
@@ -362,8 +323,20 @@ impl Drop for UaHandle {
 pub(super) enum Internal {
     Command(PhoneCommand),
     Shutdown,
-    Media { call_id: String, generation: u64, event: MediaEvent },
+    Media {
+        call_id: String,
+        generation: u64,
+        event: MediaEvent,
+    },
     Stats(crossbeam_channel::Sender<UaStats>),
+    /// A call's card, looked up off the task ([`Ua::announce`]): how long
+    /// the lookup took, and when the call's INVITE was taken (incoming calls).
+    Card {
+        call_id: String,
+        card: Option<Box<CallerCard>>,
+        card_us: u64,
+        taken: Option<std::time::Instant>,
+    },
 }
 
 /// Starts the user agent on its own thread. Returns once the SIP socket is
@@ -515,7 +488,9 @@ pub(super) struct Ua {
     timer_kinds: HashMap<u64, Timer>,
     timer_seq: u64,
     pub(super) availability: Availability,
-    cards: Option<Replica>,
+    /// Events of calls whose card is being looked up, in order: sent once
+    /// it is there (the first is the call's `Incoming` or `Dialing`).
+    held: HashMap<String, Vec<PhoneEvent>>,
     pub(super) policy: UasPolicy,
     pub(super) call_counter: u32,
     pub(super) stopping: bool,
@@ -612,16 +587,6 @@ impl Ua {
                 })
             }
         };
-        let cards = match &cfg.replica {
-            Some(path) if path.exists() => match Replica::open_read_only(path) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no caller cards: the replica cannot be read");
-                    None
-                }
-            },
-            _ => None,
-        };
         let policy = UasPolicy {
             allow: ALLOW.to_vec(),
             supported: Vec::new(),
@@ -651,7 +616,7 @@ impl Ua {
             timer_kinds: HashMap::new(),
             timer_seq: 0,
             availability: Availability::Available,
-            cards,
+            held: HashMap::new(),
             policy,
             call_counter: 0,
             stopping: false,
@@ -688,6 +653,7 @@ impl Ua {
                 msg = internal.recv() => match msg {
                     Some(Internal::Command(c)) => self.on_command(c).await,
                     Some(Internal::Media { call_id, generation, event }) => self.on_media(&call_id, generation, event),
+                    Some(Internal::Card { call_id, card, card_us, taken }) => self.on_card(&call_id, card, card_us, taken),
                     Some(Internal::Stats(reply)) => {
                         let stats = self.stats().await;
                         let _ = reply.send(stats);
@@ -708,6 +674,11 @@ impl Ua {
         let ids: Vec<String> = self.calls.keys().cloned().collect();
         for id in ids {
             self.finish_call(&id, super::phone::EndReason::HungUp).await;
+        }
+        // Cards still being looked up are not waited for.
+        let held: Vec<String> = self.held.keys().cloned().collect();
+        for id in held {
+            self.on_card(&id, None, 0, None);
         }
     }
 
@@ -979,26 +950,83 @@ impl Ua {
         }
     }
 
-    pub(super) fn emit(&self, event: PhoneEvent) {
+    pub(super) fn emit(&mut self, event: PhoneEvent) {
+        if let Some(held) = event.call_id().and_then(|id| self.held.get_mut(id)) {
+            held.push(event);
+            return;
+        }
         tracing::debug!(?event, "phone event");
         self.phone.send(event);
     }
 
-    /// Reports a finished call's figures, then its end.
-    pub(super) fn emit_end(&self, call_id: &str, stats: Option<CallStats>, event: PhoneEvent) {
-        let _ = self.figures.send(CallFigures { call_id: call_id.to_owned(), stats });
-        self.emit(event);
+    /// Announces a call (`event`: its `Incoming` or `Dialing`, without a
+    /// card) with the card of `number`: at once when there are no cards;
+    /// else the lookup runs on a blocking thread, never on this task, and
+    /// the call's events wait until its card arrives ([`Ua::on_card`]).
+    /// `taken`: when an incoming call's INVITE reached the user agent.
+    pub(super) fn announce(
+        &mut self,
+        event: PhoneEvent,
+        number: &str,
+        did: Option<&str>,
+        taken: Option<std::time::Instant>,
+    ) {
+        let Some(call_id) = event.call_id().map(str::to_owned) else { return };
+        let Some(cards) = self.cards().cloned() else {
+            self.held.insert(call_id.clone(), vec![event]);
+            self.on_card(&call_id, None, 0, taken);
+            return;
+        };
+        self.held.insert(call_id.clone(), vec![event]);
+        let internal = self.internal.clone();
+        let (number, did) = (number.to_owned(), did.map(str::to_owned));
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cards.card(&number, did.as_deref())));
+            let card_us = started.elapsed().as_micros() as u64;
+            let card = found.unwrap_or_else(|_| {
+                tracing::error!("the caller card lookup panicked");
+                None
+            });
+            let _ = internal.send(Internal::Card { call_id, card, card_us, taken });
+        });
     }
 
-    pub(super) fn card(&self, number: &str, did: Option<&str>) -> Option<Box<crate::crm::card::CallerCard>> {
-        let replica = self.cards.as_ref()?;
-        match crate::store::card::caller_card(replica.conn(), number, did, crate::crm::now_millis()) {
-            Ok(card) => Some(Box::new(card)),
-            Err(e) => {
-                tracing::warn!(error = %e, "caller card lookup failed");
-                None
+    fn cards(&self) -> Option<&CardLookup> {
+        self.cfg.cards.as_ref()
+    }
+
+    /// A call's card is there: the call is announced with it (the timing
+    /// first, when asked for), then the events that waited for it.
+    fn on_card(
+        &mut self,
+        call_id: &str,
+        card: Option<Box<CallerCard>>,
+        card_us: u64,
+        taken: Option<std::time::Instant>,
+    ) {
+        let Some(mut events) = self.held.remove(call_id) else { return };
+        if let Some(first) = events.first_mut() {
+            match first {
+                PhoneEvent::Incoming { card: slot, .. } | PhoneEvent::Dialing { card: slot, .. } => *slot = card,
+                _ => {}
             }
         }
+        if self.cfg.timings
+            && let Some(taken) = taken
+        {
+            let handled_us = taken.elapsed().as_micros() as u64;
+            let _ = self.timings.send(IncomingTiming { call_id: call_id.to_owned(), card_us, handled_us });
+        }
+        for event in events {
+            self.emit(event);
+        }
+    }
+
+    /// Reports a finished call's figures, then its end.
+    pub(super) fn emit_end(&mut self, call_id: &str, stats: Option<CallStats>, event: PhoneEvent) {
+        let _ = self.figures.send(CallFigures { call_id: call_id.to_owned(), stats });
+        self.emit(event);
     }
 
     // ----- the transaction layer's outputs -----

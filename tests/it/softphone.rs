@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 
-use clinicdesk::app::calls::{PhoneMode, start_phone};
+use clinicdesk::app::calls::PhoneMode;
 use clinicdesk::crm::Phone;
 use clinicdesk::demo::caller::{DemoAnswerer, DemoCaller, DemoCallerConfig};
 use clinicdesk::media::Quality;
 use clinicdesk::settings::{LocalSettings, UnavailableAnswer};
 use clinicdesk::sip::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent, PhoneLink};
 use clinicdesk::sip::ua::{self, UaConfig};
+use clinicdesk::softphone::run::start_phone;
 
 use super::gui::{app_with_phone, choose, harness, has_label, has_text, settle, type_into};
 use super::harness::demo_profile;
@@ -142,7 +143,7 @@ fn a_busy_operator_status_declines_calls_over_sip() {
         let (link, end) = phone::link();
         let config = UaConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            replica: Some(profile.path().join("replica.sqlite")),
+            cards: clinicdesk::softphone::cards::lookup(&profile.path().join("replica.sqlite")),
             ..UaConfig::default()
         };
         let ua = ua::start(config, end).expect("the user agent starts");
@@ -184,7 +185,7 @@ fn operator_phone(replica: &std::path::Path, peer: SocketAddr) -> (ua::UaHandle,
     let (link, end) = phone::link();
     let config = UaConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        replica: Some(replica.to_path_buf()),
+        cards: clinicdesk::softphone::cards::lookup(replica),
         direct_peer: Some(peer),
         ..UaConfig::default()
     };
@@ -292,15 +293,20 @@ fn the_window_phone_follows_the_settings() {
     let profile = demo_profile(50, 50);
     let replica = profile.path().join("replica.sqlite");
     let off = start_phone(&LocalSettings { telephony_enabled: false, ..Default::default() }, &replica, true);
-    assert!(matches!(off.mode, PhoneMode::Off) && off.link.is_none(), "telephony off: no phone at all");
+    assert!(
+        matches!(PhoneMode::of(&off.status), PhoneMode::Off) && off.link.is_none(),
+        "telephony off: no phone at all"
+    );
     off.stop();
 
     let no_server = start_phone(&LocalSettings::default(), &replica, false);
-    assert!(matches!(&no_server.mode, PhoneMode::Problem(m) if m.key == "phone-no-server"), "{:?}", no_server.mode);
+    let mode = PhoneMode::of(&no_server.status);
+    assert!(matches!(&mode, PhoneMode::Problem(m) if m.key == "phone-no-server"), "{mode:?}");
     no_server.stop();
 
     let demo = start_phone(&LocalSettings::default(), &replica, true);
-    assert!(matches!(&demo.mode, PhoneMode::Direct(addr) if addr.starts_with("127.0.0.1:")), "{:?}", demo.mode);
+    let mode = PhoneMode::of(&demo.status);
+    assert!(matches!(&mode, PhoneMode::Direct(addr) if addr.starts_with("127.0.0.1:")), "{mode:?}");
     assert!(demo.link.is_some());
     demo.stop();
 }
