@@ -69,7 +69,7 @@ enum Cmd {
     /// what it holds; exits non-zero with the reason when it cannot.
     Check,
     /// The softphone without a window: JSON events on stdout, commands on stdin.
-    Phone(Box<clinicdesk::sip::cli::PhoneArgs>),
+    Phone(Box<clinicdesk::cli::phone::PhoneArgs>),
     /// The clinic's shared PostgreSQL database.
     Server {
         #[command(subcommand)]
@@ -136,7 +136,7 @@ fn main() -> ExitCode {
         }
         Some(Cmd::Password { action }) => password(action),
         Some(Cmd::Check) => check(cli.profile.as_deref()),
-        Some(Cmd::Phone(args)) => clinicdesk::sip::cli::run_phone(cli.profile.as_deref(), *args),
+        Some(Cmd::Phone(args)) => clinicdesk::cli::phone::run_phone(cli.profile.as_deref(), *args),
         Some(Cmd::Server { action }) => clinicdesk::sync::cli::run_server(action),
         Some(Cmd::Sync(args)) => clinicdesk::sync::cli::run_sync(cli.profile.as_deref(), args),
         Some(Cmd::Import { what }) => clinicdesk::sync::cli::run_import(cli.profile.as_deref(), what),

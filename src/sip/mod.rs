@@ -24,7 +24,6 @@
 //! | [`call`] | one call's life: INVITE both ways, early media, hold, re-INVITE/UPDATE, REFER, Replaces |
 //! | [`phone`] | the user agent's vocabulary: `PhoneCommand` in, `PhoneEvent` out, the link and its waker |
 //! | [`ua`] | the user agent: the socket loop, transactions, registration and calls, `PhoneCommand` in, `PhoneEvent` out |
-//! | [`cli`] | `clinicdesk phone`: the user agent without a window, JSON lines out, commands in |
 //!
 //! The path of an incoming datagram, as the user agent wires it:
 //!
@@ -81,7 +80,6 @@
 
 pub mod auth;
 pub mod call;
-pub mod cli;
 pub mod dialog;
 pub mod headers;
 pub mod message;

@@ -1,7 +1,9 @@
 //! `clinicdesk phone`: the softphone without a window, for scripts, tests
 //! and load measurements. It is the same user agent as the window's
-//! ([`crate::sip::ua`]) with another face: events are JSON objects, one per
-//! line on stdout; commands are words, one per line on stdin.
+//! ([`crate::sip::ua`]), started from the same settings
+//! ([`crate::softphone::config`]), its calls followed by the same tracker
+//! ([`crate::softphone::tracker`]), with another face: events are JSON
+//! objects, one per line on stdout; commands are words, one per line on stdin.
 //!
 //! Events: `started` (the bound SIP address), then the [`PhoneEvent`]s by
 //! their snake_case names (`registered`, `registration_failed`, `incoming`
@@ -16,7 +18,8 @@
 //! takes a number or address (blind), or the id of another call (attended).
 //! Each acts on the call it obviously means (the ringing one for `answer`, the
 //! talking one for `hold`...); a call id may follow to name another. Finished
-//! calls go into the profile's replica, as in the window.
+//! calls go into the profile's replica, the same row as the window's (with
+//! the operator of `user_login`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -28,10 +31,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use crossbeam_channel::{Receiver, select};
 
-use super::phone::{Availability, PhoneCommand, PhoneEvent, PhoneLink};
-use super::sdp::Codec;
-use super::ua::{self, AccountConfig, AudioChoice, UaConfig, WhenInCall};
 use crate::settings::{LocalSettings, Profile, SipTransport};
+use crate::sip::phone::{self, Availability, PhoneCommand, PhoneEvent, PhoneLink};
+use crate::sip::sdp::Codec;
+use crate::sip::ua::{self, AccountConfig, AudioChoice, UaConfig, WhenInCall};
 use crate::softphone::call_log::{CallLog, operator_id};
 use crate::softphone::config::{SetupError, WithoutServer, ua_config};
 use crate::softphone::tracker::{CallState, CallTracker, Followed};
@@ -371,18 +374,20 @@ pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<Exit
     let transport = cfg.transport;
     let timings = cfg.timings;
     let replica = profile.replica_path();
-    let (log, operator) = match Replica::open(&replica) {
-        _ if !replica.exists() => (None, None),
-        Ok(r) => {
+    // No replica yet: none is made here (nothing to log against).
+    let opened = if replica.exists() { Some(Replica::open(&replica)) } else { None };
+    let (log, operator) = match opened {
+        None => (None, None),
+        Some(Ok(r)) => {
             let operator = operator_id(&r, settings.user_login.as_deref());
             (Some(CallLog::start(r)?), operator)
         }
-        Err(e) => {
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "finished calls will not be logged");
             (None, None)
         }
     };
-    let (link, end): (PhoneLink, _) = super::phone::link();
+    let (link, end): (PhoneLink, _) = phone::link();
     let handle = ua::start(cfg, end)?;
     print_json(&serde_json::json!({
         "event": "started",
