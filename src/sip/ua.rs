@@ -185,7 +185,10 @@ impl Default for UaConfig {
 /// which knows where cards are kept. It may block (a database query): the
 /// user agent runs it off its task, and a call's events wait for its card.
 #[derive(Clone)]
-pub struct CardLookup(Arc<dyn Fn(&str, Option<&str>) -> Option<Box<CallerCard>> + Send + Sync>);
+pub struct CardLookup(Arc<LookupFn>);
+
+/// A card lookup: the caller's number and the clinic number dialled → the card.
+type LookupFn = dyn Fn(&str, Option<&str>) -> Option<Box<CallerCard>> + Send + Sync;
 
 impl CardLookup {
     pub fn new(lookup: impl Fn(&str, Option<&str>) -> Option<Box<CallerCard>> + Send + Sync + 'static) -> CardLookup {
@@ -1006,11 +1009,10 @@ impl Ua {
         taken: Option<std::time::Instant>,
     ) {
         let Some(mut events) = self.held.remove(call_id) else { return };
-        if let Some(first) = events.first_mut() {
-            match first {
-                PhoneEvent::Incoming { card: slot, .. } | PhoneEvent::Dialing { card: slot, .. } => *slot = card,
-                _ => {}
-            }
+        if let Some(PhoneEvent::Incoming { card: slot, .. } | PhoneEvent::Dialing { card: slot, .. }) =
+            events.first_mut()
+        {
+            *slot = card;
         }
         if self.cfg.timings
             && let Some(taken) = taken
