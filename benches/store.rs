@@ -109,7 +109,8 @@ fn caller_card(c: &mut Criterion, conn: &rusqlite::Connection) {
         .map(|n| {
             let start = std::time::Instant::now();
             let card =
-                card::caller_card(conn, &card::caller_number(n, clinicdesk::crm::Country::Ru), did, now).unwrap();
+                card::caller_card(conn, &clinicdesk::crm::caller_number(n, clinicdesk::crm::Country::Ru), did, now)
+                    .unwrap();
             assert!(!card.people.is_empty());
             start.elapsed().as_secs_f64() * 1000.0
         })

@@ -42,7 +42,7 @@ enum Cmd {
     /// what it holds; exits non-zero with the reason when it cannot.
     Check,
     /// The softphone without a window: JSON events on stdout, commands on stdin.
-    Phone(Box<clinicdesk::sip::cli::PhoneArgs>),
+    Phone(Box<clinicdesk::cli::phone::PhoneArgs>),
     /// The clinic's shared PostgreSQL database.
     Server {
         #[command(subcommand)]
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         Some(Cmd::DemoData(args)) => demo_data::run_demo_data(args),
         Some(Cmd::Password { action }) => password::run_password(action),
         Some(Cmd::Check) => check::run_check(cli.profile.as_deref()),
-        Some(Cmd::Phone(args)) => clinicdesk::sip::cli::run_phone(cli.profile.as_deref(), *args),
+        Some(Cmd::Phone(args)) => clinicdesk::cli::phone::run_phone(cli.profile.as_deref(), *args),
         Some(Cmd::Server { action }) => server::run_server(action),
         Some(Cmd::Sync(args)) => sync::run_sync(cli.profile.as_deref(), args),
         Some(Cmd::Import { what }) => import::run_import(cli.profile.as_deref(), what),

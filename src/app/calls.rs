@@ -13,53 +13,13 @@ use super::message::Message;
 use super::services::{Command, Services};
 use super::widgets::{OVERDUE, WARNING, enum_text, format_time};
 use super::{Action, Env};
+use crate::crm::card::CardPerson;
 use crate::crm::*;
-use crate::media::{DeviceEvent, Quality};
-use crate::phone::{EndReason, PhoneCommand, PhoneEvent, PhoneLink};
 use crate::settings::LocalSettings;
-use crate::store::calls::FinishedCall;
-use crate::store::card::{CallerCard, CardPerson};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallState {
-    Ringing,
-    Dialing,
-    Active,
-    Held,
-}
-
-/// A call in progress.
-#[derive(Clone, Debug)]
-pub struct CallView {
-    pub sip_call_id: String,
-    /// The id its call-log entry will have.
-    pub call_id: String,
-    pub direction: CallDirection,
-    pub number: String,
-    pub display_name: Option<String>,
-    pub did: Option<String>,
-    pub card: Option<CallerCard>,
-    pub state: CallState,
-    pub started_at: Millis,
-    pub answered_at: Option<Millis>,
-    /// The person the operator picked when several share the number.
-    pub chosen_person: Option<String>,
-    pub muted: bool,
-    /// How the call sounds, as last reported.
-    pub quality: Option<QualityView>,
-    /// The last sound-device problem of this call (it goes on).
-    pub device: Option<DeviceEvent>,
-}
-
-/// The call-quality indicator's figures.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct QualityView {
-    pub quality: Quality,
-    pub mos: f64,
-    pub loss_percent: f64,
-    pub jitter_ms: f64,
-    pub rtt_ms: Option<f64>,
-}
+use crate::sip::phone::{PhoneCommand, PhoneEvent, PhoneLink};
+use crate::softphone::config::SetupError;
+use crate::softphone::run::PhoneStatus;
+use crate::softphone::tracker::{CallState, CallTracker, CallView, Followed};
 
 /// How the softphone of this workstation runs.
 #[derive(Clone, Debug, Default)]
@@ -75,13 +35,22 @@ pub enum PhoneMode {
     Direct(String),
 }
 
-impl CallView {
-    /// The person the call is about: the one picked, or the only match.
-    pub fn person_id(&self) -> Option<String> {
-        self.chosen_person.clone().or_else(|| match self.card.as_ref().map(|c| c.people.as_slice()) {
-            Some([only]) => Some(only.id.clone()),
-            _ => None,
-        })
+impl PhoneMode {
+    /// The window's words for how the softphone runs.
+    pub fn of(status: &PhoneStatus) -> PhoneMode {
+        match status {
+            PhoneStatus::Off => PhoneMode::Off,
+            PhoneStatus::Problem(e) => PhoneMode::Problem(match e {
+                SetupError::NoServer => Message::new("phone-no-server"),
+                SetupError::NoUser => Message::new("phone-no-user"),
+                SetupError::NoPassword { account } | SetupError::Keyring { account, .. } => {
+                    Message::new("phone-no-password").with("account", account)
+                }
+                other => Message::new("phone-cannot-start").with("reason", other),
+            }),
+            PhoneStatus::Account(account) => PhoneMode::Account(account.clone()),
+            PhoneStatus::Direct(addr) => PhoneMode::Direct(addr.clone()),
+        }
     }
 }
 
@@ -90,7 +59,8 @@ impl CallView {
 pub struct Calls {
     link: Option<PhoneLink>,
     pub mode: PhoneMode,
-    pub calls: Vec<CallView>,
+    /// The calls going on (the same tracker as `clinicdesk phone`'s).
+    pub tracker: CallTracker,
     pub registration: Option<Result<String, (u16, String)>>,
     /// Draft autosave: the last form written and when.
     last_draft: Option<(InquiryForm, Instant)>,
@@ -106,13 +76,14 @@ impl Calls {
 
     pub fn wake(&self, ctx: &egui::Context) {
         if let Some(link) = &self.link {
-            link.wake(ctx);
+            let ctx = ctx.clone();
+            link.wake(move || ctx.request_repaint());
         }
     }
 
     pub fn send(&mut self, command: PhoneCommand) {
         if let PhoneCommand::Mute { call_id, on } = &command
-            && let Some(call) = self.find(call_id)
+            && let Some(call) = self.tracker.find_mut(call_id)
         {
             call.muted = *on;
         }
@@ -127,117 +98,37 @@ impl Calls {
 
     /// Whether a call rings or goes on, or news of one waits.
     pub fn needs_attention(&self) -> bool {
-        !self.calls.is_empty() || self.link.as_ref().is_some_and(|l| l.has_pending())
+        !self.tracker.calls.is_empty() || self.link.as_ref().is_some_and(|l| l.has_pending())
     }
 
     pub fn drain(&self) -> Vec<PhoneEvent> {
         self.link.as_ref().map(|l| l.drain().collect()).unwrap_or_default()
     }
 
-    /// Applies one event of the softphone.
+    /// Applies one event of the softphone: the call tracker follows it;
+    /// a call answered opens the inquiry form, a call ended is recorded.
     pub fn handle(&mut self, event: PhoneEvent, env: &mut CallEnv<'_>) {
-        match event {
-            PhoneEvent::Registered { account } => self.registration = Some(Ok(account)),
-            PhoneEvent::RegistrationFailed { code, reason } => self.registration = Some(Err((code, reason))),
-            PhoneEvent::Incoming { call_id, from, display_name, did, card } => {
-                let number = card.as_ref().map_or_else(|| from.clone(), |c| c.number.clone());
-                self.calls.push(CallView {
-                    sip_call_id: call_id,
-                    call_id: new_id(),
-                    direction: CallDirection::In,
-                    number,
-                    display_name,
-                    did,
-                    card: card.map(|c| *c),
-                    state: CallState::Ringing,
-                    started_at: now_millis(),
-                    answered_at: None,
-                    chosen_person: None,
-                    muted: false,
-                    quality: None,
-                    device: None,
-                });
+        match &event {
+            PhoneEvent::Registered { account } => self.registration = Some(Ok(account.clone())),
+            PhoneEvent::RegistrationFailed { code, reason } => {
+                self.registration = Some(Err((*code, reason.clone())));
             }
-            PhoneEvent::Dialing { call_id, to, card } => self.calls.push(CallView {
-                sip_call_id: call_id,
-                call_id: new_id(),
-                direction: CallDirection::Out,
-                number: card.as_ref().map_or_else(|| to.clone(), |c| c.number.clone()),
-                display_name: None,
-                did: None,
-                card: card.map(|c| *c),
-                state: CallState::Dialing,
-                started_at: now_millis(),
-                answered_at: None,
-                chosen_person: None,
-                muted: false,
-                quality: None,
-                device: None,
-            }),
-            PhoneEvent::Answered { call_id } => {
-                if let Some(call) = self.find(&call_id) {
-                    call.state = CallState::Active;
-                    call.answered_at = Some(now_millis());
-                    let call = call.clone();
-                    // The inquiry form opens as soon as the talk starts, so
-                    // what the operator types is kept from the first word.
-                    if call.direction == CallDirection::In && env.editor.is_none() {
-                        *env.editor = Some(Editor::for_call(&call));
-                    }
-                }
-            }
-            PhoneEvent::Held { call_id } => self.set_state(&call_id, CallState::Held),
-            PhoneEvent::Resumed { call_id } => self.set_state(&call_id, CallState::Active),
-            PhoneEvent::Quality { call_id, quality, mos, loss_percent, jitter_ms, rtt_ms } => {
-                if let Some(call) = self.find(&call_id) {
-                    call.quality = Some(QualityView { quality, mos, loss_percent, jitter_ms, rtt_ms });
-                }
-            }
-            PhoneEvent::Device { call_id, device } => {
-                if let Some(call) = self.find(&call_id) {
-                    call.device = Some(device);
-                }
-            }
-            PhoneEvent::Ringing { .. } | PhoneEvent::Dtmf { .. } | PhoneEvent::Transferred { .. } => {}
-            PhoneEvent::Ended { call_id, reason, .. } => {
-                let Some(index) = self.calls.iter().position(|c| c.sip_call_id == call_id) else { return };
-                let call = self.calls.remove(index);
-                let result = match (call.answered_at, reason) {
-                    (Some(_), _) => CallResult::Answered,
-                    (None, EndReason::Busy) => CallResult::Busy,
-                    (None, EndReason::Failed) => CallResult::Failed,
-                    (None, _) => CallResult::Missed,
-                };
-                env.services.command(Command::RecordCall(FinishedCall {
-                    id: Some(call.call_id.clone()),
-                    direction: call.direction,
-                    peer: call.number.clone(),
-                    did: call.did.clone(),
-                    person_id: call.person_id(),
-                    operator_id: env.user_id.clone(),
-                    started_at: call.started_at,
-                    answered_at: call.answered_at,
-                    ended_at: now_millis(),
-                    result,
-                    sip_call_id: Some(call.sip_call_id.clone()),
-                }));
-            }
+            _ => {}
         }
-    }
-
-    fn find(&mut self, sip_call_id: &str) -> Option<&mut CallView> {
-        self.calls.iter_mut().find(|c| c.sip_call_id == sip_call_id)
-    }
-
-    fn set_state(&mut self, sip_call_id: &str, state: CallState) {
-        if let Some(call) = self.find(sip_call_id) {
-            call.state = state;
+        match self.tracker.follow(&event, env.user_id.as_deref()) {
+            // The inquiry form opens as soon as the talk starts, so what the
+            // operator types is kept from the first word.
+            Followed::Answered(call) if call.direction == CallDirection::In && env.editor.is_none() => {
+                *env.editor = Some(Editor::for_call(&call));
+            }
+            Followed::Ended(call) => env.services.command(Command::RecordCall(*call)),
+            Followed::Answered(_) | Followed::Nothing => {}
         }
     }
 
     /// Is the call of this draft still going on?
     pub fn in_progress(&self, call_id: &str) -> bool {
-        self.calls.iter().any(|c| c.call_id == call_id)
+        self.tracker.in_progress(call_id)
     }
 
     /// Writes the draft of the open inquiry when it changed (at most every
@@ -275,7 +166,7 @@ pub struct CallEnv<'a> {
 /// window, as in tests).
 pub fn caller_cards_ui(ctx: &egui::Context, env: &mut Env<'_>, calls: &mut Calls, settings: &LocalSettings) {
     let mut commands = Vec::new();
-    for call in calls.calls.iter_mut() {
+    for call in calls.tracker.calls.iter_mut() {
         let id = egui::ViewportId::from_hash_of(("caller-card", &call.sip_call_id));
         let title = env.i18n.tr(match call.state {
             CallState::Ringing => "card-title-incoming",
@@ -434,102 +325,4 @@ fn person_card_ui(
         );
         ui.label(if c.result == CallResult::Missed { RichText::new(text).color(WARNING) } else { RichText::new(text) });
     }
-}
-
-/// The softphone of the window, started before it opens, and stopped after.
-pub struct PhoneRun {
-    pub link: Option<PhoneLink>,
-    pub mode: PhoneMode,
-    ua: Option<crate::sip::ua::UaHandle>,
-    demo: Option<crate::demo::caller::DemoCaller>,
-}
-
-impl PhoneRun {
-    /// No softphone.
-    pub fn off() -> PhoneRun {
-        PhoneRun { link: None, mode: PhoneMode::Off, ua: None, demo: None }
-    }
-
-    /// Hangs up, unregisters and stops the demo caller (on exit).
-    pub fn stop(self) {
-        if let Some(demo) = self.demo {
-            demo.stop();
-        }
-        if let Some(ua) = self.ua {
-            ua.shutdown();
-        }
-    }
-}
-
-/// Starts this workstation's softphone as its settings say: nothing when
-/// telephony is off; the `[sip]` account with its password from the keyring
-/// (or `CLINICDESK_SIP_PASSWORD`); in the demo without an account, a phone on
-/// loopback that the demo caller rings. What goes wrong is shown in the
-/// phone panel, never fatal for the window.
-pub fn start_phone(settings: &LocalSettings, replica: &std::path::Path, demo: bool) -> PhoneRun {
-    use crate::demo::caller::{DemoAnswerer, DemoCaller, DemoCallerConfig};
-    use crate::sip::ua::{self, AudioChoice, UaConfig, UaError};
-
-    let off = |mode| PhoneRun { mode, ..PhoneRun::off() };
-    if !settings.telephony_enabled {
-        return off(PhoneMode::Off);
-    }
-    let problem = |e: &UaError| match e {
-        UaError::NoServer => Message::new("phone-no-server"),
-        UaError::NoUser => Message::new("phone-no-user"),
-        UaError::NoPassword { account } => Message::new("phone-no-password").with("account", account),
-        other => Message::new("phone-cannot-start").with("reason", other),
-    };
-    let replica = Some(replica.to_path_buf()).filter(|p| p.exists());
-    let mut answerer = None;
-    let config = if settings.sip.server.trim().is_empty() && demo {
-        let a = match DemoAnswerer::start() {
-            Ok(a) => a,
-            Err(e) => return off(PhoneMode::Problem(problem(&e))),
-        };
-        let config = UaConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            country: settings.country,
-            replica: replica.clone(),
-            audio: AudioChoice::Devices {
-                input: settings.audio.input_device.clone(),
-                output: settings.audio.output_device.clone(),
-            },
-            local_user: settings.user_login.clone().unwrap_or_else(|| "operator".into()),
-            direct_peer: Some(a.local_addr()),
-            ..UaConfig::default()
-        };
-        answerer = Some(a);
-        Ok(config)
-    } else if settings.sip.server.trim().is_empty() || settings.sip.username.trim().is_empty() {
-        // The keyring is not asked for an account that is not there.
-        UaConfig::for_workstation(settings, replica.clone(), None)
-    } else {
-        let password = crate::settings::secrets::sip_password(&settings.sip.label())
-            .map_err(|e| tracing::warn!(error = %e, "the SIP password cannot be read from the keyring"))
-            .ok()
-            .flatten();
-        UaConfig::for_workstation(settings, replica.clone(), password)
-    };
-    let config = match config {
-        Ok(c) => c,
-        Err(e) => return off(PhoneMode::Problem(problem(&e))),
-    };
-    let account = config.account.as_ref().map(|a| a.label());
-    let (link, end) = crate::phone::link();
-    let handle = match ua::start(config, end) {
-        Ok(h) => h,
-        Err(e) => return off(PhoneMode::Problem(problem(&e))),
-    };
-    let mode = match account {
-        Some(account) => PhoneMode::Account(account),
-        None => PhoneMode::Direct(handle.local_addr().to_string()),
-    };
-    let demo = match (answerer, &replica) {
-        (Some(a), Some(replica)) => {
-            Some(DemoCaller::start(a, handle.local_addr(), replica, DemoCallerConfig::default()))
-        }
-        _ => None,
-    };
-    PhoneRun { link: Some(link), mode, ua: Some(handle), demo }
 }

@@ -183,7 +183,7 @@ impl Editor {
     }
 
     /// The inquiry of a call, pre-filled from what the softphone knows.
-    pub fn for_call(call: &super::calls::CallView) -> Editor {
+    pub fn for_call(call: &crate::softphone::tracker::CallView) -> Editor {
         let person_id = call.person_id();
         let label = person_id.as_ref().and_then(|id| {
             call.card.as_ref().and_then(|c| c.people.iter().find(|p| &p.id == id)).map(|p| p.full_name.clone())

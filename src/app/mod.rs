@@ -23,9 +23,9 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 use crate::crm::*;
 use crate::i18n::{I18n, Language};
 use crate::notify::{Notifier, NotifyEvent};
-use crate::phone::{Availability, PhoneCommand, PhoneLink};
 use crate::settings::UnavailableAnswer;
 use crate::settings::{LocalSettings, Profile};
+use crate::sip::phone::{Availability, PhoneCommand, PhoneLink};
 use crate::store::Replica;
 use crate::store::queries::{CurrentUser, Dictionaries};
 pub use forms::Editor;
@@ -337,8 +337,8 @@ impl ClinicApp {
     }
 
     /// The calls in progress.
-    pub fn calls_in_progress(&self) -> &[calls::CallView] {
-        &self.phone.calls
+    pub fn calls_in_progress(&self) -> &[crate::softphone::tracker::CallView] {
+        &self.phone.tracker.calls
     }
 
     /// Starts the services on the first frame, when the egui context to
@@ -734,7 +734,7 @@ impl ClinicApp {
         }
         let Some(services) = &self.services else { return };
         for event in self.phone.drain() {
-            if let (crate::phone::PhoneEvent::Incoming { from, card, .. }, true, Some(notifier)) =
+            if let (crate::sip::phone::PhoneEvent::Incoming { from, card, .. }, true, Some(notifier)) =
                 (&event, self.window_hidden, &self.notifier)
             {
                 let who = card
@@ -821,7 +821,7 @@ impl ClinicApp {
                 self.editor = None;
             }
         }
-        if !self.phone.calls.is_empty() {
+        if !self.phone.tracker.calls.is_empty() {
             let mut env = env!(self, services, &mut actions);
             calls::caller_cards_ui(&ctx, &mut env, &mut self.phone, &self.settings);
         }

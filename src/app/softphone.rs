@@ -7,11 +7,12 @@
 use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
 use super::Env;
-use super::calls::{CallState, CallView, Calls, PhoneMode, QualityView};
+use super::calls::{Calls, PhoneMode};
 use super::widgets::{GOOD, OVERDUE, WARNING};
 use crate::crm::{CallDirection, Phone, now_millis};
 use crate::media::{DeviceDirection, DeviceEvent, Quality};
-use crate::phone::PhoneCommand;
+use crate::sip::phone::PhoneCommand;
+use crate::softphone::tracker::{CallState, CallView, QualityView};
 
 pub const SHORTCUT_DIAL: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::D);
 pub const SHORTCUT_MUTE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::F7);
@@ -116,16 +117,16 @@ impl Softphone {
         });
 
         let now = now_millis();
-        let several = calls.calls.len() > 1;
-        let ids: Vec<String> = calls.calls.iter().map(|c| c.sip_call_id.clone()).collect();
-        for call in &calls.calls {
+        let several = calls.tracker.calls.len() > 1;
+        let ids: Vec<String> = calls.tracker.calls.iter().map(|c| c.sip_call_id.clone()).collect();
+        for call in &calls.tracker.calls {
             ui.separator();
             call_ui(ui, env, call, now, &mut commands);
             if matches!(call.state, CallState::Active | CallState::Held) {
                 self.transfer_ui(ui, env, call, several.then_some(ids.as_slice()), &mut commands);
             }
         }
-        if calls.calls.iter().any(|c| c.state != CallState::Ringing) {
+        if calls.tracker.calls.iter().any(|c| c.state != CallState::Ringing) {
             // The call timer moves once a second while a call goes on.
             ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
         }
@@ -173,7 +174,7 @@ impl Softphone {
 
 /// The latest call in one of `states`.
 fn latest<'a>(calls: &'a Calls, states: &[CallState]) -> Option<&'a CallView> {
-    calls.calls.iter().rev().find(|c| states.contains(&c.state))
+    calls.tracker.latest(states)
 }
 
 fn registration_ui(ui: &mut egui::Ui, env: &Env<'_>, calls: &Calls) {

@@ -141,8 +141,8 @@ pub fn run_window(
     let frame_stats = std::env::var_os("CLINICDESK_FRAME_STATS").is_some();
     // The softphone runs beside the window's data: none when the replica cannot be opened.
     let mut phone = match &replica {
-        Ok(_) => crate::app::calls::start_phone(&settings, &profile.replica_path(), demo.is_some()),
-        Err(_) => crate::app::calls::PhoneRun::off(),
+        Ok(_) => crate::softphone::run::start_phone(&settings, &profile.replica_path(), demo.is_some()),
+        Err(_) => crate::softphone::run::PhoneRun::off(),
     };
     let startup = Startup {
         profile,
@@ -152,7 +152,7 @@ pub fn run_window(
         started,
         frame_stats,
         phone: phone.link.take(),
-        phone_mode: phone.mode.clone(),
+        phone_mode: crate::app::calls::PhoneMode::of(&phone.status),
     };
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "opening the window");
 

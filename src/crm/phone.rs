@@ -156,6 +156,12 @@ pub fn search_digits(input: &str) -> Option<String> {
     (!digits.is_empty()).then_some(digits)
 }
 
+/// Normalises what a SIP peer sent as the caller (a number in any national
+/// or international form, or a SIP URI) for the lookup.
+pub fn caller_number(raw: &str, country: Country) -> String {
+    Phone::parse(raw, country).map(|p| p.as_str().to_owned()).unwrap_or_else(|_| raw.trim().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::rng::Rng;
-use crate::phone::{PhoneCommand, PhoneEnd, PhoneEvent, PhoneLink, link};
+use crate::sip::phone::{PhoneCommand, PhoneEnd, PhoneEvent, PhoneLink, link};
 use crate::sip::ua::{self, UaConfig, UaError, UaHandle};
 use crate::store::Replica;
 

@@ -21,9 +21,8 @@
 //! | [`transport`] | UDP, TCP and TLS sockets, stream framing, keep-alives, the local address toward a peer |
 //! | [`dialog`] | dialog state (RFC 3261 §12): ids, route sets, CSeq, in-dialog requests |
 //! | [`registration`] | REGISTER with digest auth, refresh, recovery, rport learning, unregister |
-//! | [`call`] | one call's life: INVITE both ways, early media, hold, re-INVITE/UPDATE, REFER, Replaces |
-//! | [`ua`] | the user agent: the socket loop, transactions, registration and calls, `PhoneCommand` in, `PhoneEvent` out |
-//! | [`cli`] | `clinicdesk phone`: the user agent without a window, JSON lines out, commands in |
+//! | [`phone`] | the user agent's vocabulary: `PhoneCommand` in, `PhoneEvent` out, the link and its waker |
+//! | [`ua`] | the user agent, a file per flow (incoming, outgoing, in-dialog, transfer, media, registration): the socket loop, transactions, registration and calls, `PhoneCommand` in, `PhoneEvent` out |
 //!
 //! The path of an incoming datagram, as the user agent wires it:
 //!
@@ -79,12 +78,11 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod auth;
-pub mod call;
-pub mod cli;
 pub mod dialog;
 pub mod headers;
 pub mod message;
 mod method;
+pub mod phone;
 pub mod registration;
 pub mod sdp;
 mod syntax;

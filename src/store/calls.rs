@@ -20,7 +20,7 @@ pub struct FinishedCall {
     /// inquiry typed during the call can refer to it); new when absent.
     pub id: Option<String>,
     pub direction: CallDirection,
-    /// The other party, normalised (see `card::caller_number`).
+    /// The other party, normalised (see `crm::caller_number`).
     pub peer: String,
     /// The clinic number dialled (incoming calls).
     pub did: Option<String>,

@@ -7,9 +7,9 @@ use std::path::Path;
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 
-use clinicdesk::crm::{Country, now_millis};
-use clinicdesk::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent};
-use clinicdesk::store::card::{caller_card, caller_number};
+use clinicdesk::crm::{Country, caller_number, now_millis};
+use clinicdesk::sip::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent};
+use clinicdesk::store::card::caller_card;
 
 use super::gui::{app_with_phone, count, harness, has_label, has_text, settle, type_into};
 use super::harness::demo_profile;

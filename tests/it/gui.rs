@@ -20,7 +20,7 @@ pub fn app_on(dir: &Path) -> ClinicApp {
 }
 
 /// The same, linked to a softphone (the test plays the user agent).
-pub fn app_with_phone(dir: &Path, phone: Option<clinicdesk::phone::PhoneLink>) -> ClinicApp {
+pub fn app_with_phone(dir: &Path, phone: Option<clinicdesk::sip::phone::PhoneLink>) -> ClinicApp {
     let profile = Profile::resolve(Some(dir), None).unwrap();
     let settings_path = profile.settings_path();
     if !settings_path.exists() {

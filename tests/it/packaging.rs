@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clinicdesk::app::handover::{self, Claim, Request};
 use clinicdesk::i18n::Language;
-use clinicdesk::phone::{self, PhoneCommand};
+use clinicdesk::sip::phone::{self, PhoneCommand};
 
 use super::gui::{app_on, app_with_phone, harness, has_text, settle};
 use super::harness::{Display, Peer, binary, demo_profile, require, wait_for};
@@ -134,8 +134,8 @@ fn a_number_handed_to_the_window_is_called() {
 fn a_handed_over_number_waits_for_the_phone_to_register() {
     use clinicdesk::app::calls::PhoneMode;
     use clinicdesk::app::{ClinicApp, Startup};
-    use clinicdesk::phone::PhoneEvent;
     use clinicdesk::settings::{LocalSettings, Profile};
+    use clinicdesk::sip::phone::PhoneEvent;
     use clinicdesk::store::Replica;
 
     let dir = demo_profile(50, 50);

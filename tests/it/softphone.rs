@@ -1,7 +1,9 @@
 //! The softphone in the window: its panel drives calls (the test plays the
 //! user agent's end of the link), numbers on screen call, the operator's
 //! status makes a real user agent answer busy or unavailable to sipp, and the
-//! demo clinic's caller rings a real user agent over SIP on loopback.
+//! demo clinic's caller rings a real user agent over SIP on loopback; the
+//! same caller logs the same call-log row whether the window or
+//! `clinicdesk phone` answered.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,13 +11,14 @@ use std::time::{Duration, Instant};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 
-use clinicdesk::app::calls::{PhoneMode, start_phone};
+use clinicdesk::app::calls::PhoneMode;
 use clinicdesk::crm::Phone;
 use clinicdesk::demo::caller::{DemoAnswerer, DemoCaller, DemoCallerConfig};
 use clinicdesk::media::Quality;
-use clinicdesk::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent, PhoneLink};
 use clinicdesk::settings::{LocalSettings, UnavailableAnswer};
+use clinicdesk::sip::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent, PhoneLink};
 use clinicdesk::sip::ua::{self, UaConfig};
+use clinicdesk::softphone::run::start_phone;
 
 use super::gui::{app_with_phone, choose, harness, has_label, has_text, settle, type_into};
 use super::harness::demo_profile;
@@ -142,7 +145,7 @@ fn a_busy_operator_status_declines_calls_over_sip() {
         let (link, end) = phone::link();
         let config = UaConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            replica: Some(profile.path().join("replica.sqlite")),
+            cards: clinicdesk::softphone::cards::lookup(&profile.path().join("replica.sqlite")),
             ..UaConfig::default()
         };
         let ua = ua::start(config, end).expect("the user agent starts");
@@ -184,7 +187,7 @@ fn operator_phone(replica: &std::path::Path, peer: SocketAddr) -> (ua::UaHandle,
     let (link, end) = phone::link();
     let config = UaConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        replica: Some(replica.to_path_buf()),
+        cards: clinicdesk::softphone::cards::lookup(replica),
         direct_peer: Some(peer),
         ..UaConfig::default()
     };
@@ -292,15 +295,115 @@ fn the_window_phone_follows_the_settings() {
     let profile = demo_profile(50, 50);
     let replica = profile.path().join("replica.sqlite");
     let off = start_phone(&LocalSettings { telephony_enabled: false, ..Default::default() }, &replica, true);
-    assert!(matches!(off.mode, PhoneMode::Off) && off.link.is_none(), "telephony off: no phone at all");
+    assert!(
+        matches!(PhoneMode::of(&off.status), PhoneMode::Off) && off.link.is_none(),
+        "telephony off: no phone at all"
+    );
     off.stop();
 
     let no_server = start_phone(&LocalSettings::default(), &replica, false);
-    assert!(matches!(&no_server.mode, PhoneMode::Problem(m) if m.key == "phone-no-server"), "{:?}", no_server.mode);
+    let mode = PhoneMode::of(&no_server.status);
+    assert!(matches!(&mode, PhoneMode::Problem(m) if m.key == "phone-no-server"), "{mode:?}");
     no_server.stop();
 
     let demo = start_phone(&LocalSettings::default(), &replica, true);
-    assert!(matches!(&demo.mode, PhoneMode::Direct(addr) if addr.starts_with("127.0.0.1:")), "{:?}", demo.mode);
+    let mode = PhoneMode::of(&demo.status);
+    assert!(matches!(&mode, PhoneMode::Direct(addr) if addr.starts_with("127.0.0.1:")), "{mode:?}");
     assert!(demo.link.is_some());
     demo.stop();
+}
+
+/// The same caller, taken once by `clinicdesk phone` and once by the window,
+/// leaves the same call-log row: both faces follow the call with the one
+/// tracker (`softphone::tracker`), so the number (normalised from the
+/// national form the PBX sends), the direction, the operator, the result
+/// and the person are the same whichever face answered.
+#[test]
+fn both_faces_log_a_call_the_same_way() {
+    let profile = demo_profile(100, 100);
+    let replica = profile.path().join("replica.sqlite");
+    let settings = LocalSettings {
+        language: Some("en".into()),
+        user_login: Some("operator".into()),
+        deadline_notifications: false,
+        ..Default::default()
+    };
+    settings.save(&profile.path().join("settings.toml")).unwrap();
+    let (e164, person_id): (String, String) = rusqlite::Connection::open(&replica)
+        .unwrap()
+        .query_row(
+            "SELECT ph.phone_e164, p.id FROM person_phones ph JOIN people p ON p.id = ph.person_id
+             WHERE ph.deleted_at IS NULL AND p.deleted_at IS NULL AND ph.phone_e164 LIKE '+7%'
+               AND (SELECT count(*) FROM person_phones x WHERE x.phone_e164 = ph.phone_e164 AND x.deleted_at IS NULL) = 1
+             ORDER BY ph.phone_e164 LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // As a Russian PBX sends it: 8 and the ten digits.
+    let national = format!("8{}", &e164[2..]);
+    type Row = (String, String, Option<String>, String, Option<String>);
+    let row = |sip_call_id: &str| -> Option<Row> {
+        rusqlite::Connection::open(&replica)
+            .unwrap()
+            .query_row(
+                "SELECT peer_e164, direction, operator_id, result, person_id FROM calls WHERE sip_call_id = ?",
+                [sip_call_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .ok()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let call = |target: &str| {
+        let port = free_port();
+        let file = scenario("uac_wait_bye.xml");
+        (sipp(dir.path(), port, &["-sf", &file, target, "-m", "1", "-key", "caller", &national]), port)
+    };
+
+    // The headless phone answers, and hangs up.
+    let mut headless = super::sip::Phone::start(profile.path(), &["--listen", "127.0.0.1:0", "--auto-answer"]);
+    let (run, port) = call(&headless.addr.to_string());
+    let incoming = headless.event("incoming");
+    let headless_id = incoming["call_id"].as_str().unwrap().to_owned();
+    headless.call_event("answered", &headless_id);
+    headless.send("hangup");
+    headless.call_event("ended", &headless_id);
+    assert_sipp_passed(run, dir.path(), port);
+    assert!(headless.quit().success());
+    let by_headless = row(&headless_id).expect("the headless phone logged the call");
+
+    // The window takes the same caller: F9 answers, F10 hangs up.
+    let (link, end) = phone::link();
+    let config = UaConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        cards: clinicdesk::softphone::cards::lookup(&replica),
+        ..UaConfig::default()
+    };
+    let ua = ua::start(config, end).expect("the user agent starts");
+    let mut h = harness(app_with_phone(profile.path(), Some(link)));
+    settle(&mut h, "the operator known", |h| has_text(h, "My status:"));
+    let (run, port) = call(&ua.local_addr().to_string());
+    settle(&mut h, "the call ringing", |h| has_label(h, "Ringing"));
+    let window_id = h.state().calls_in_progress().first().expect("a call rings").sip_call_id.clone();
+    key(&mut h, egui::Key::F9);
+    settle(&mut h, "the call talking", |h| has_text(h, "Talking, "));
+    key(&mut h, egui::Key::F10);
+    settle(&mut h, "the call over", |h| h.state().calls_in_progress().is_empty());
+    assert_sipp_passed(run, dir.path(), port);
+    let start = Instant::now();
+    let by_window = loop {
+        h.step();
+        if let Some(r) = row(&window_id) {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "the window did not log the call");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    ua.shutdown();
+
+    assert_eq!(by_headless.0, e164, "the number normalised");
+    assert_eq!((by_headless.1.as_str(), by_headless.3.as_str()), ("in", "answered"));
+    assert_eq!(by_headless.4.as_deref(), Some(person_id.as_str()));
+    assert!(by_headless.2.is_some(), "the operator of the workstation is logged with the call");
+    assert_eq!(by_window, by_headless, "(peer, direction, operator, result, person)");
 }

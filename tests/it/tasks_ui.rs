@@ -12,8 +12,8 @@ use egui_kittest::kittest::{NodeT, Queryable};
 
 use clinicdesk::app::{ClinicApp, Screen};
 use clinicdesk::crm::{TaskRecord, TaskStatus, now_millis};
-use clinicdesk::phone::{self, PhoneEvent};
 use clinicdesk::settings::LocalSettings;
+use clinicdesk::sip::phone::{self, PhoneEvent};
 use clinicdesk::store::Replica;
 
 use super::card::{one, ring, single_owner};
@@ -151,7 +151,7 @@ fn a_task_from_the_caller_card_takes_the_template_and_the_person() {
     assert_eq!(responsible.as_deref(), Some("operator"), "the template's role is mine");
     end.send(PhoneEvent::Ended {
         call_id: "call-t".into(),
-        reason: clinicdesk::phone::EndReason::NotAnswered,
+        reason: clinicdesk::sip::phone::EndReason::NotAnswered,
         duration_s: 0,
     });
 }

@@ -5,43 +5,55 @@
 //!
 //! [`start`] runs it on a tokio runtime of its own thread, so neither face
 //! waits on the network: commands come in through the [`PhoneEnd`] of
-//! [`crate::phone::link`], events go out through it (waking the window), and
+//! [`super::phone::link`], events go out through it (waking the window), and
 //! the media figures of each finished call come out beside them on
 //! [`UaHandle::figures`] just before its `Ended` event.
 //!
 //! One task owns all state — registration, calls, the client transactions
 //! waiting for answers, timers — and reacts to one thing at a time: an output
 //! of the transaction layer ([`crate::sip::transaction::run`]), a command, a
-//! media event or a timer. Nothing is shared and nothing locks; a call's flows
-//! are in [`crate::sip::call`], the REGISTER logic in
-//! [`crate::sip::registration`], dialogs in [`crate::sip::dialog`].
+//! media event or a timer. Nothing is shared and nothing locks. The flows
+//! are methods of `Ua`, a file each: `incoming.rs`, `outgoing.rs`,
+//! `in_dialog.rs` (re-INVITE, UPDATE, BYE, hold), `transfer.rs` (REFER),
+//! `media.rs` (a call's sound), `register.rs`, and `dispatch.rs` (what
+//! reaches the task, handed to its flow); `call.rs` is what one call
+//! remembers, `config.rs` what the user agent is given. The REGISTER state
+//! machine is [`crate::sip::registration`], dialogs [`crate::sip::dialog`].
+//! The caller's card is looked up off the task (`Ua::announce`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use self::call::Call;
 use super::auth::DigestClient;
-use super::call::Call;
 use super::headers::{HeaderName, NameAddr, Via};
 use super::message::{Method, Request, Response};
-use super::registration::{Outcome, Registration};
-use super::sdp::Codec;
-use super::transaction::{self, LayerHandle, Output, Timers, TransactionId, TuEvent};
+use super::phone::{Availability, PhoneCommand, PhoneEnd, PhoneEvent};
+use super::registration::Registration;
+use super::transaction::{self, LayerHandle, Output, TransactionId};
 use super::transport::{Peer, Transport, TransportError, TransportLayer, TransportOptions, local_addr_toward};
 use super::uri::{Host, SipUri, Uri};
-use super::validate::{UasPolicy, uas_precheck};
-use crate::crm::Country;
+use super::validate::UasPolicy;
+use crate::crm::card::CallerCard;
 use crate::media::{CallStats, MediaEvent};
-use crate::phone::{Availability, PhoneCommand, PhoneEnd, PhoneEvent};
-use crate::settings::{LocalSettings, SipTransport};
-use crate::store::Replica;
+
+mod call;
+mod config;
+mod dispatch;
+mod in_dialog;
+mod incoming;
+mod media;
+mod outgoing;
+mod register;
+mod transfer;
+
+pub use config::{AccountConfig, AudioChoice, CardLookup, UaConfig, WhenInCall};
 
 /// The methods this user agent handles (sent in Allow; others get 405/501).
 pub(super) const ALLOW: &[Method] = &[
@@ -56,175 +68,6 @@ pub(super) const ALLOW: &[Method] = &[
     Method::Update,
 ];
 
-/// The SIP account registered with the clinic's PBX.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccountConfig {
-    /// Registrar and outbound proxy: `host`, `host:port` or an IP address.
-    pub server: String,
-    /// The extension (user part of the address of record).
-    pub username: String,
-    /// The digest user name, when it differs from `username` (empty: the same).
-    pub auth_username: String,
-    pub password: String,
-    pub display_name: String,
-}
-
-impl fmt::Debug for AccountConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the password.
-        f.debug_struct("AccountConfig")
-            .field("server", &self.server)
-            .field("username", &self.username)
-            .field("auth_username", &self.auth_username)
-            .field("display_name", &self.display_name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AccountConfig {
-    /// `user@server`: how the account is named in events and in the keyring.
-    pub fn label(&self) -> String {
-        format!("{}@{}", self.username, self.server)
-    }
-}
-
-/// Where a call's sound comes from and goes to.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum AudioChoice {
-    /// Silence out, nothing kept (headless default: no sound card needed).
-    #[default]
-    Silent,
-    /// The sound cards by name (None: the system's default).
-    Devices { input: Option<String>, output: Option<String> },
-    /// Files: `play` as the microphone (looped), `record` what is received,
-    /// `record_sent` what is sent. The second call's files get `-2` before
-    /// the extension, and so on.
-    Files { play: Option<PathBuf>, record: Option<PathBuf>, record_sent: Option<PathBuf> },
-}
-
-/// What a second call does while one is going on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WhenInCall {
-    /// It rings too (call waiting); the operator chooses.
-    #[default]
-    Ring,
-    /// It is refused with 486 Busy Here.
-    Busy,
-}
-
-/// Everything the user agent needs to run.
-#[derive(Debug, Clone)]
-pub struct UaConfig {
-    /// The account to register; `None` for a phone without registrar that
-    /// only answers and dials full SIP addresses (`clinicdesk phone --listen`).
-    pub account: Option<AccountConfig>,
-    /// The local SIP address: UDP (and TCP when that is the transport) are
-    /// bound here; port 0 takes a free one.
-    pub listen: SocketAddr,
-    pub transport: Transport,
-    /// With TLS: the clinic's CA file (PEM), trusted beside the system's roots.
-    pub tls_ca: Option<PathBuf>,
-    /// How national numbers are read (dialled numbers and callers).
-    pub country: Country,
-    /// The local replica, for the caller's card (read only; absent: no card).
-    pub replica: Option<PathBuf>,
-    pub audio: AudioChoice,
-    /// Answer every incoming call after this long.
-    pub auto_answer: Option<Duration>,
-    pub when_in_call: WhenInCall,
-    /// Codecs offered, in order of preference.
-    pub codecs: Vec<Codec>,
-    pub timers: Timers,
-    /// The registration interval asked for, in seconds.
-    pub register_expires: u32,
-    /// The CRLF keep-alive toward the registrar (RFC 5626 style).
-    pub keepalive: Duration,
-    /// An incoming call nobody answers is declined (480) after this long.
-    pub ring_timeout: Duration,
-    /// The user part of our address when there is no account.
-    pub local_user: String,
-    /// Without an account: where dialled numbers go (`number@this address`),
-    /// as for the demo clinic's caller, which stands in for a PBX.
-    pub direct_peer: Option<SocketAddr>,
-    /// Report [`IncomingTiming`]s (`clinicdesk phone --timings`).
-    pub timings: bool,
-    pub user_agent: String,
-    /// While registered, new calls are taken only from the registrar's
-    /// address; an INVITE from anywhere else (a SIP scanner's "ghost call")
-    /// gets 403 and never rings. Off for PBXs that send calls from other hosts.
-    pub calls_only_from_registrar: bool,
-}
-
-impl Default for UaConfig {
-    fn default() -> UaConfig {
-        UaConfig {
-            account: None,
-            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
-            transport: Transport::Udp,
-            tls_ca: None,
-            country: Country::Ru,
-            replica: None,
-            audio: AudioChoice::Silent,
-            auto_answer: None,
-            when_in_call: WhenInCall::Ring,
-            codecs: vec![Codec::Opus, Codec::Pcma, Codec::Pcmu],
-            timers: Timers::default(),
-            register_expires: 600,
-            keepalive: Duration::from_secs(25),
-            ring_timeout: Duration::from_secs(180),
-            local_user: "clinicdesk".to_owned(),
-            direct_peer: None,
-            timings: false,
-            user_agent: format!("ClinicDesk/{}", env!("CARGO_PKG_VERSION")),
-            calls_only_from_registrar: true,
-        }
-    }
-}
-
-impl UaConfig {
-    /// The phone of this workstation as its settings describe it: the
-    /// account of `[sip]` (with `password`, from the keyring), the sound
-    /// cards of `[audio]`, numbers read as in `country`, cards from `replica`.
-    /// Refuses when telephony is off, or the account is incomplete.
-    pub fn for_workstation(
-        settings: &LocalSettings,
-        replica: Option<PathBuf>,
-        password: Option<String>,
-    ) -> Result<UaConfig, UaError> {
-        if !settings.telephony_enabled {
-            return Err(UaError::TelephonyOff);
-        }
-        let sip = &settings.sip;
-        let server = sip.server.trim();
-        if server.is_empty() {
-            return Err(UaError::NoServer);
-        }
-        let username = sip.username.trim();
-        if username.is_empty() {
-            return Err(UaError::NoUser);
-        }
-        let password = password.filter(|p| !p.is_empty()).ok_or(UaError::NoPassword { account: sip.label() })?;
-        Ok(UaConfig {
-            account: Some(AccountConfig {
-                server: server.to_owned(),
-                username: username.to_owned(),
-                auth_username: sip.auth_username.trim().to_owned(),
-                password,
-                display_name: sip.display_name.trim().to_owned(),
-            }),
-            transport: sip.transport.into(),
-            tls_ca: sip.ca_file.clone(),
-            country: settings.country,
-            replica,
-            audio: AudioChoice::Devices {
-                input: settings.audio.input_device.clone(),
-                output: settings.audio.output_device.clone(),
-            },
-            ..UaConfig::default()
-        })
-    }
-}
-
 /// The figures of a call's media, reported just before its `Ended` event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallFigures {
@@ -238,9 +81,10 @@ pub struct CallFigures {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct IncomingTiming {
     pub call_id: String,
-    /// The caller card lookup in the replica, µs.
+    /// The caller card lookup (on a blocking thread, off the user agent's task), µs.
     pub card_us: u64,
-    /// The INVITE taken by the user agent to the `Incoming` event, µs.
+    /// The INVITE taken by the user agent to the `Incoming` event (the card
+    /// looked up, 180 sent), µs.
     pub handled_us: u64,
 }
 
@@ -271,16 +115,6 @@ impl UaStats {
     }
 }
 
-impl From<SipTransport> for Transport {
-    fn from(t: SipTransport) -> Transport {
-        match t {
-            SipTransport::Udp => Transport::Udp,
-            SipTransport::Tcp => Transport::Tcp,
-            SipTransport::Tls => Transport::Tls,
-        }
-    }
-}
-
 /// Why the user agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum UaError {
@@ -288,17 +122,8 @@ pub enum UaError {
     Transport(#[from] TransportError),
     #[error("the SIP server {server:?} cannot be used: {reason}")]
     Server { server: String, reason: String },
-    #[error("the SIP account has no user name: set [sip] username in settings.toml or pass --user")]
+    #[error("the SIP account has no user name")]
     NoUser,
-    #[error("no SIP server: set [sip] server in settings.toml or pass --server HOST[:PORT]")]
-    NoServer,
-    #[error("IP telephony is disabled on this workstation (telephony_enabled = false in settings.toml)")]
-    TelephonyOff,
-    #[error(
-        "no SIP password for {account}: keep it with `clinicdesk password set --kind sip --account {account}` \
-         or set CLINICDESK_SIP_PASSWORD"
-    )]
-    NoPassword { account: String },
     #[error("cannot start the user agent: {0}")]
     Start(String),
 }
@@ -362,8 +187,20 @@ impl Drop for UaHandle {
 pub(super) enum Internal {
     Command(PhoneCommand),
     Shutdown,
-    Media { call_id: String, generation: u64, event: MediaEvent },
+    Media {
+        call_id: String,
+        generation: u64,
+        event: MediaEvent,
+    },
     Stats(crossbeam_channel::Sender<UaStats>),
+    /// A call's card, looked up off the task (`Ua::announce`): how long
+    /// the lookup took, and when the call's INVITE was taken (incoming calls).
+    Card {
+        call_id: String,
+        card: Option<Box<CallerCard>>,
+        card_us: u64,
+        taken: Option<std::time::Instant>,
+    },
 }
 
 /// Starts the user agent on its own thread. Returns once the SIP socket is
@@ -509,13 +346,15 @@ pub(super) struct Ua {
     pub(super) internal: mpsc::UnboundedSender<Internal>,
     reg: Option<RegState>,
     keepalive: Option<tokio::task::JoinHandle<()>>,
-    pub(super) calls: HashMap<String, Call>,
+    calls: HashMap<String, Call>,
     pub(super) pending: HashMap<TransactionId, Pending>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     timer_kinds: HashMap<u64, Timer>,
     timer_seq: u64,
     pub(super) availability: Availability,
-    cards: Option<Replica>,
+    /// Events of calls whose card is being looked up, in order: sent once
+    /// it is there (the first is the call's `Incoming` or `Dialing`).
+    held: HashMap<String, Vec<PhoneEvent>>,
     pub(super) policy: UasPolicy,
     pub(super) call_counter: u32,
     pub(super) stopping: bool,
@@ -612,16 +451,6 @@ impl Ua {
                 })
             }
         };
-        let cards = match &cfg.replica {
-            Some(path) if path.exists() => match Replica::open_read_only(path) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no caller cards: the replica cannot be read");
-                    None
-                }
-            },
-            _ => None,
-        };
         let policy = UasPolicy {
             allow: ALLOW.to_vec(),
             supported: Vec::new(),
@@ -651,7 +480,7 @@ impl Ua {
             timer_kinds: HashMap::new(),
             timer_seq: 0,
             availability: Availability::Available,
-            cards,
+            held: HashMap::new(),
             policy,
             call_counter: 0,
             stopping: false,
@@ -688,6 +517,7 @@ impl Ua {
                 msg = internal.recv() => match msg {
                     Some(Internal::Command(c)) => self.on_command(c).await,
                     Some(Internal::Media { call_id, generation, event }) => self.on_media(&call_id, generation, event),
+                    Some(Internal::Card { call_id, card, card_us, taken }) => self.on_card(&call_id, card, card_us, taken),
                     Some(Internal::Stats(reply)) => {
                         let stats = self.stats().await;
                         let _ = reply.send(stats);
@@ -707,7 +537,12 @@ impl Ua {
         }
         let ids: Vec<String> = self.calls.keys().cloned().collect();
         for id in ids {
-            self.finish_call(&id, crate::phone::EndReason::HungUp).await;
+            self.finish_call(&id, super::phone::EndReason::HungUp).await;
+        }
+        // Cards still being looked up are not waited for.
+        let held: Vec<String> = self.held.keys().cloned().collect();
+        for id in held {
+            self.on_card(&id, None, 0, None);
         }
     }
 
@@ -979,308 +814,89 @@ impl Ua {
         }
     }
 
-    pub(super) fn emit(&self, event: PhoneEvent) {
+    pub(super) fn emit(&mut self, event: PhoneEvent) {
+        if let Some(held) = event.call_id().and_then(|id| self.held.get_mut(id)) {
+            held.push(event);
+            return;
+        }
         tracing::debug!(?event, "phone event");
         self.phone.send(event);
     }
 
+    /// Announces a call (`event`: its `Incoming` or `Dialing`, without a
+    /// card) with the card of `number`: at once when there are no cards;
+    /// else the lookup runs on a blocking thread, never on this task, and
+    /// the call's events wait until its card arrives ([`Ua::on_card`]).
+    /// `taken`: when an incoming call's INVITE reached the user agent.
+    pub(super) fn announce(
+        &mut self,
+        event: PhoneEvent,
+        number: &str,
+        did: Option<&str>,
+        taken: Option<std::time::Instant>,
+    ) {
+        let Some(call_id) = event.call_id().map(str::to_owned) else { return };
+        let Some(cards) = self.cards().cloned() else {
+            self.held.insert(call_id.clone(), vec![event]);
+            self.on_card(&call_id, None, 0, taken);
+            return;
+        };
+        self.held.insert(call_id.clone(), vec![event]);
+        let internal = self.internal.clone();
+        let (number, did) = (number.to_owned(), did.map(str::to_owned));
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cards.card(&number, did.as_deref())));
+            let card_us = started.elapsed().as_micros() as u64;
+            let card = found.unwrap_or_else(|_| {
+                tracing::error!("the caller card lookup panicked");
+                None
+            });
+            let _ = internal.send(Internal::Card { call_id, card, card_us, taken });
+        });
+    }
+
+    fn cards(&self) -> Option<&CardLookup> {
+        self.cfg.cards.as_ref()
+    }
+
+    /// A call's card is there: the call is announced with it (the timing
+    /// first, when asked for), then the events that waited for it.
+    fn on_card(
+        &mut self,
+        call_id: &str,
+        card: Option<Box<CallerCard>>,
+        card_us: u64,
+        taken: Option<std::time::Instant>,
+    ) {
+        let Some(mut events) = self.held.remove(call_id) else { return };
+        if let Some(PhoneEvent::Incoming { card: slot, .. } | PhoneEvent::Dialing { card: slot, .. }) =
+            events.first_mut()
+        {
+            *slot = card;
+        }
+        if self.cfg.timings
+            && let Some(taken) = taken
+        {
+            let handled_us = taken.elapsed().as_micros() as u64;
+            let _ = self.timings.send(IncomingTiming { call_id: call_id.to_owned(), card_us, handled_us });
+        }
+        for event in events {
+            self.emit(event);
+        }
+    }
+
     /// Reports a finished call's figures, then its end.
-    pub(super) fn emit_end(&self, call_id: &str, stats: Option<CallStats>, event: PhoneEvent) {
+    pub(super) fn emit_end(&mut self, call_id: &str, stats: Option<CallStats>, event: PhoneEvent) {
         let _ = self.figures.send(CallFigures { call_id: call_id.to_owned(), stats });
         self.emit(event);
     }
 
-    pub(super) fn card(&self, number: &str, did: Option<&str>) -> Option<Box<crate::store::card::CallerCard>> {
-        let replica = self.cards.as_ref()?;
-        match crate::store::card::caller_card(replica.conn(), number, did, crate::crm::now_millis()) {
-            Ok(card) => Some(Box::new(card)),
-            Err(e) => {
-                tracing::warn!(error = %e, "caller card lookup failed");
-                None
-            }
-        }
-    }
-
     // ----- the transaction layer's outputs -----
-
-    async fn on_output(&mut self, out: Output) {
-        match out {
-            Output::Request { id, request, peer, cancels } => self.on_request(id, request, peer, cancels).await,
-            Output::Ack { request, peer: _, invite } => self.on_ack(request, invite).await,
-            Output::Event { id, event } => self.on_event(id, event).await,
-            Output::StrayResponse { response, peer } => self.on_stray(response, peer).await,
-            Output::Send { .. } => {}
-        }
-    }
-
-    async fn on_request(&mut self, id: TransactionId, req: Request, peer: Peer, cancels: Option<TransactionId>) {
-        if let Some(refusal) = uas_precheck(&req, &self.policy) {
-            self.respond(id, refusal).await;
-            return;
-        }
-        let in_dialog = req.headers.to().ok().and_then(|t| t.tag().map(str::to_owned)).is_some();
-        match (&req.method, in_dialog) {
-            (Method::Cancel, _) => self.on_cancel(id, &req, cancels).await,
-            (Method::Invite, false) => self.on_new_invite(id, req, peer).await,
-            (Method::Options, false) => {
-                let resp = self.options_response(&req);
-                self.respond(id, resp).await;
-            }
-            (_, true) => self.on_in_dialog(id, req, peer).await,
-            (_, false) => {
-                // BYE, NOTIFY, REFER, INFO, UPDATE outside a dialog name no call of ours.
-                let resp = super::validate::stateless_response(&req, 481, "");
-                self.respond(id, resp).await;
-            }
-        }
-    }
-
-    pub(super) fn options_response(&self, req: &Request) -> Response {
-        let mut resp = super::validate::stateless_response(req, 200, "");
-        resp.headers.push(HeaderName::Allow, self.policy.allow_header());
-        resp.headers.push(HeaderName::Accept, self.policy.accept.join(", "));
-        resp.headers.push(HeaderName::AcceptLanguage, "en, ru, uk");
-        resp
-    }
-
-    async fn on_event(&mut self, id: TransactionId, event: TuEvent) {
-        match event {
-            TuEvent::Response(resp) => self.on_response(id, resp).await,
-            TuEvent::Timeout | TuEvent::TransportError(_) => {
-                let failure = if event == TuEvent::Timeout { 408 } else { 503 };
-                match self.pending.remove(&id) {
-                    Some(Pending::Register { .. }) => {
-                        let reason = match &event {
-                            TuEvent::TransportError(why) => format!("the registrar cannot be reached: {why}"),
-                            _ => "no answer from the registrar (is the network or the PBX down?)".to_owned(),
-                        };
-                        self.on_register_outcome(Outcome::Failed { code: failure, reason }).await;
-                    }
-                    Some(Pending::Invite { call_id, .. }) => self.on_invite_failed(&call_id, failure).await,
-                    Some(Pending::ReInvite { call_id, .. }) => {
-                        tracing::warn!(call_id, "re-INVITE not answered: ending the call");
-                        self.hangup(&call_id).await;
-                    }
-                    Some(Pending::Refer { call_id, target }) => {
-                        tracing::warn!(call_id, target, "transfer not answered");
-                    }
-                    Some(_) | None => self.on_server_timeout(id, event).await,
-                }
-            }
-            TuEvent::AckTimeout => self.on_ack_timeout(id).await,
-            TuEvent::Ack(_) => {}
-        }
-    }
-
-    async fn on_response(&mut self, id: TransactionId, resp: Response) {
-        let Some(pending) = self.pending.remove(&id) else { return };
-        let provisional = resp.is_provisional();
-        match pending {
-            Pending::Register { sent } => {
-                if provisional {
-                    self.pending.insert(id, Pending::Register { sent });
-                    return;
-                }
-                let Some(r) = &mut self.reg else { return };
-                let outcome = r.reg.on_response(&sent, &resp);
-                self.on_register_outcome(outcome).await;
-            }
-            Pending::Invite { call_id, sent } => self.on_invite_response(id, call_id, sent, resp).await,
-            Pending::Accepted { ack, peer, since } => {
-                // A retransmitted 2xx: our ACK was lost.
-                if resp.is_success() {
-                    self.send_stateless(&peer, ack.clone()).await;
-                }
-                self.pending.insert(id, Pending::Accepted { ack, peer, since });
-            }
-            Pending::ReInvite { call_id, sent, hold } => {
-                if provisional {
-                    self.pending.insert(id, Pending::ReInvite { call_id, sent, hold });
-                    return;
-                }
-                self.on_reinvite_response(id, &call_id, &sent, hold, resp).await;
-            }
-            Pending::Refer { call_id, target } => {
-                if provisional {
-                    self.pending.insert(id, Pending::Refer { call_id, target });
-                    return;
-                }
-                if !resp.is_success() {
-                    tracing::warn!(call_id, target, status = resp.status, "the transfer was refused");
-                }
-            }
-            Pending::Fire { since } => {
-                if provisional {
-                    self.pending.insert(id, Pending::Fire { since });
-                }
-            }
-        }
-    }
-
-    async fn on_stray(&mut self, resp: Response, _peer: Peer) {
-        // A 2xx to an INVITE whose transaction is gone (retransmitted after Timer M):
-        // acknowledge it if it is one of ours.
-        if !resp.is_success() || resp.headers.cseq().map(|c| c.method != Method::Invite).unwrap_or(true) {
-            return;
-        }
-        let Ok(call_id) = resp.headers.call_id() else { return };
-        let found = self.pending.values().find_map(|p| match p {
-            Pending::Accepted { ack, peer, .. } if ack_call_id_is(ack, call_id) => Some((peer.clone(), ack.clone())),
-            _ => None,
-        });
-        if let Some((peer, ack)) = found {
-            self.send_stateless(&peer, ack).await;
-        }
-    }
 
     // ----- registration -----
 
-    async fn register(&mut self, expires: u32) {
-        let reachable = match &self.reg {
-            Some(r) => self.reachable_addr(r.server.addr),
-            None => return,
-        };
-        let Some(r) = &mut self.reg else { return };
-        // Our address may have changed since the last time (network back, another interface).
-        if let Uri::Sip(u) = &mut r.reg.contact.uri {
-            u.host = Host::from(reachable.ip());
-            u.port = Some(reachable.port());
-            if r.server.transport != Transport::Udp {
-                u.params.set("transport", Some(&r.server.transport.as_str().to_ascii_lowercase()));
-            }
-        }
-        let req = r.reg.request(expires);
-        let server = r.server.clone();
-        self.send(req, &server, |sent| Pending::Register { sent: sent.clone() }).await;
-    }
-
-    async fn on_register_outcome(&mut self, outcome: Outcome) {
-        let Some(r) = &mut self.reg else { return };
-        match outcome {
-            Outcome::Pending => {}
-            Outcome::Retry => {
-                let expires = if r.removing { 0 } else { r.reg.expires };
-                self.register(expires).await;
-            }
-            Outcome::Unregistered => {
-                r.registered = false;
-            }
-            Outcome::Registered { expires, reflexive } => {
-                if r.removing {
-                    return;
-                }
-                let contact_addr = match &r.reg.contact.uri {
-                    Uri::Sip(u) => u.host.ip().map(|ip| SocketAddr::new(ip, u.port.unwrap_or(5060))),
-                    _ => None,
-                };
-                if let Some(seen) = reflexive
-                    && contact_addr != Some(seen)
-                    && self.public != Some(seen)
-                    && !is_local_address(seen.ip(), self.bound)
-                {
-                    // RFC 3581: the registrar sees us elsewhere (NAT). Register where it can reach us.
-                    tracing::info!(public = %seen, "behind NAT: registering the public address");
-                    self.public = Some(seen);
-                    self.register(self.cfg.register_expires).await;
-                    return;
-                }
-                if self.public.is_some() && reflexive.is_some_and(|seen| is_local_address(seen.ip(), self.bound)) {
-                    // No NAT any more (another network): register our own address again.
-                    tracing::info!("no longer behind NAT");
-                    self.public = None;
-                    self.register(self.cfg.register_expires).await;
-                    return;
-                }
-                let newly = !r.registered;
-                r.registered = true;
-                r.failures = 0;
-                r.generation += 1;
-                let generation = r.generation;
-                let label = r.server_name.clone();
-                self.schedule(Registration::refresh_after(expires), Timer::Register { generation });
-                if newly {
-                    self.emit(PhoneEvent::Registered { account: label });
-                }
-            }
-            Outcome::Refused { code, reason } => {
-                r.registered = false;
-                r.generation += 1;
-                if r.removing {
-                    return;
-                }
-                tracing::error!(code, reason, "registration refused: not retried until the settings change");
-                self.emit(PhoneEvent::RegistrationFailed { code, reason });
-            }
-            Outcome::Failed { code, reason } => {
-                if r.removing {
-                    r.registered = false;
-                    return;
-                }
-                r.registered = false;
-                r.failures = r.failures.saturating_add(1);
-                r.generation += 1;
-                let generation = r.generation;
-                // Try again soon, then less often: the network or the PBX may come back.
-                let shift = r.failures.saturating_sub(1).min(4);
-                let wait = Duration::from_secs((5u64 << shift).min(60));
-                self.schedule(wait, Timer::Register { generation });
-                tracing::warn!(code, reason, retry_in = ?wait, "registration failed");
-                self.emit(PhoneEvent::RegistrationFailed { code, reason });
-            }
-        }
-    }
-
     // ----- commands -----
-
-    async fn on_command(&mut self, command: PhoneCommand) {
-        match command {
-            PhoneCommand::Dial { number } => self.dial(&number).await,
-            PhoneCommand::Answer { call_id } => self.answer(&call_id, true).await,
-            PhoneCommand::Reject { call_id } => self.reject(&call_id, 486).await,
-            PhoneCommand::Hangup { call_id } => self.hangup(&call_id).await,
-            PhoneCommand::Hold { call_id } => self.hold(&call_id, true).await,
-            PhoneCommand::Resume { call_id } => self.hold(&call_id, false).await,
-            PhoneCommand::Mute { call_id, on } => {
-                if let Some(media) = self.calls.get(&call_id).and_then(|c| c.media.as_ref()) {
-                    media.mute(on);
-                }
-            }
-            PhoneCommand::Transfer { call_id, target } => self.transfer(&call_id, &target).await,
-            PhoneCommand::Dtmf { call_id, digits } => match self.calls.get(&call_id).and_then(|c| c.media.as_ref()) {
-                Some(media) => {
-                    if let Err(e) = media.send_dtmf(&digits) {
-                        tracing::warn!(error = %e, "DTMF not sent");
-                    }
-                }
-                None => tracing::warn!(call_id, "DTMF for a call without media"),
-            },
-            PhoneCommand::SetAvailability(a) => self.availability = a,
-        }
-    }
-
-    fn on_media(&mut self, call_id: &str, generation: u64, event: MediaEvent) {
-        let Some(call) = self.calls.get(call_id) else { return };
-        if call.media_generation != generation {
-            return;
-        }
-        match event {
-            MediaEvent::Dtmf(digit) => self.emit(PhoneEvent::Dtmf { call_id: call_id.to_owned(), digit }),
-            MediaEvent::Stats(stats) => self.emit(PhoneEvent::Quality {
-                call_id: call_id.to_owned(),
-                quality: stats.quality,
-                mos: stats.mos,
-                loss_percent: stats.loss_percent,
-                jitter_ms: stats.jitter_ms,
-                rtt_ms: stats.rtt_ms,
-            }),
-            MediaEvent::Latched(addr) => tracing::info!(call_id, %addr, "media latched to the peer's real address"),
-            MediaEvent::Device(e) => {
-                tracing::warn!(call_id, event = ?e, "sound device");
-                self.emit(PhoneEvent::Device { call_id: call_id.to_owned(), device: e });
-            }
-            MediaEvent::Error(e) => tracing::warn!(call_id, error = e, "media"),
-        }
-    }
 }
 
 /// Whether `ip` is one of this machine's addresses as far as NAT goes (the

@@ -1,7 +1,9 @@
 //! `clinicdesk phone`: the softphone without a window, for scripts, tests
 //! and load measurements. It is the same user agent as the window's
-//! ([`crate::sip::ua`]) with another face: events are JSON objects, one per
-//! line on stdout; commands are words, one per line on stdin.
+//! ([`crate::sip::ua`]), started from the same settings
+//! ([`crate::softphone::config`]), its calls followed by the same tracker
+//! ([`crate::softphone::tracker`]), with another face: events are JSON
+//! objects, one per line on stdout; commands are words, one per line on stdin.
 //!
 //! Events: `started` (the bound SIP address), then the [`PhoneEvent`]s by
 //! their snake_case names (`registered`, `registration_failed`, `incoming`
@@ -16,7 +18,8 @@
 //! takes a number or address (blind), or the id of another call (attended).
 //! Each acts on the call it obviously means (the ringing one for `answer`, the
 //! talking one for `hold`...); a call id may follow to name another. Finished
-//! calls go into the profile's replica, as in the window.
+//! calls go into the profile's replica, the same row as the window's (with
+//! the operator of `user_login`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -28,13 +31,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use crossbeam_channel::{Receiver, select};
 
-use super::sdp::Codec;
-use super::ua::{self, AccountConfig, AudioChoice, UaConfig, WhenInCall};
-use crate::crm::{CallDirection, CallResult, Millis, now_millis};
-use crate::phone::{Availability, EndReason, PhoneCommand, PhoneEvent, PhoneLink};
-use crate::settings::{LocalSettings, Profile, SipTransport, secrets};
+use crate::settings::{LocalSettings, Profile, SipTransport};
+use crate::sip::phone::{self, Availability, PhoneCommand, PhoneEvent, PhoneLink};
+use crate::sip::sdp::Codec;
+use crate::sip::ua::{self, AccountConfig, AudioChoice, UaConfig, WhenInCall};
+use crate::softphone::call_log::{CallLog, operator_id};
+use crate::softphone::config::{SetupError, WithoutServer, ua_config};
+use crate::softphone::tracker::{CallState, CallTracker, Followed};
 use crate::store::Replica;
-use crate::store::calls::FinishedCall;
 
 /// The SIP transport on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -129,18 +133,8 @@ pub struct PhoneArgs {
     pub codecs: Vec<CodecArg>,
 }
 
-/// The password: `CLINICDESK_SIP_PASSWORD`, else the keyring (`None` when neither has one).
-fn sip_password(account: &str) -> anyhow::Result<Option<String>> {
-    secrets::sip_password(account).with_context(|| {
-        format!(
-            "no SIP password for {account}: set CLINICDESK_SIP_PASSWORD, or keep it with \
-             `clinicdesk password set --kind sip --account {account}`"
-        )
-    })
-}
-
 /// Turns the options and the profile's settings into the user agent's configuration:
-/// the workstation's phone ([`UaConfig::for_workstation`]) with the options applied.
+/// the workstation's phone ([`ua_config`]) with the options applied.
 fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyhow::Result<UaConfig> {
     let mut settings = settings.clone();
     let sip = &mut settings.sip;
@@ -161,22 +155,20 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
             TransportArg::Tls => SipTransport::Tls,
         };
     }
-    let replica = Some(profile.replica_path()).filter(|p| p.exists());
-    let mut cfg = if sip.server.trim().is_empty() {
-        if args.listen.is_none() {
-            bail!(
-                "no SIP server: set [sip] server in settings.toml, pass --server HOST[:PORT], \
-                 or --listen IP:PORT to take calls without a registrar"
-            );
-        }
-        UaConfig { transport: sip.transport.into(), country: settings.country, replica, ..UaConfig::default() }
-    } else {
-        if sip.username.trim().is_empty() {
-            bail!("no SIP user: set [sip] username in settings.toml or pass --user");
-        }
-        let label = sip.label();
-        UaConfig::for_workstation(&settings, replica, sip_password(&label)?)?
+    let without_server = if args.listen.is_some() { WithoutServer::Direct } else { WithoutServer::Refuse };
+    let mut cfg = match ua_config(&settings, without_server) {
+        Ok(cfg) => cfg,
+        Err(SetupError::NoServer) => bail!(
+            "no SIP server: set [sip] server in settings.toml, pass --server HOST[:PORT], \
+             or --listen IP:PORT to take calls without a registrar"
+        ),
+        Err(SetupError::TelephonyOff) => bail!(
+            "IP telephony is disabled on this workstation (telephony_enabled = false in {}): nothing registered",
+            profile.settings_path().display()
+        ),
+        Err(e) => return Err(e.into()),
     };
+    cfg.cards = crate::softphone::cards::lookup(&profile.replica_path());
     cfg.audio = if args.devices {
         AudioChoice::Devices {
             input: settings.audio.input_device.clone(),
@@ -226,70 +218,21 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
     cfg.calls_only_from_registrar = !args.calls_from_anywhere;
     cfg.register_expires = args.expires.max(1);
     cfg.keepalive = Duration::from_secs(args.keepalive.max(1));
-    cfg.local_user = settings.user_login.clone().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| "operator".into());
     Ok(cfg)
 }
 
-/// What the command face remembers of a call: enough to pick the call a
-/// command means, and to log it in the replica when it ends.
-#[derive(Debug, Clone)]
-struct CallView {
-    order: u64,
-    direction: CallDirection,
-    number: String,
-    did: Option<String>,
-    person_id: Option<String>,
-    started_at: Millis,
-    answered_at: Option<Millis>,
-    state: ViewState,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ViewState {
-    Ringing,
-    Dialing,
-    Talking,
-    Held,
-}
-
-#[derive(Default)]
-struct Calls {
-    next: u64,
-    map: HashMap<String, CallView>,
-}
-
-impl Calls {
-    /// The latest call in one of `states`.
-    fn latest(&self, states: &[ViewState]) -> Option<String> {
-        self.map.iter().filter(|(_, c)| states.contains(&c.state)).max_by_key(|(_, c)| c.order).map(|(k, _)| k.clone())
-    }
-
-    fn add(&mut self, call_id: &str, view: CallView) {
-        self.next += 1;
-        self.map.insert(call_id.to_owned(), CallView { order: self.next, ..view });
-    }
-
-    fn set(&mut self, call_id: &str, state: ViewState) {
-        if let Some(c) = self.map.get_mut(call_id) {
-            if state == ViewState::Talking && c.answered_at.is_none() {
-                c.answered_at = Some(now_millis());
-            }
-            c.state = state;
-        }
-    }
-}
-
 /// One command line → the command, or what is wrong with it.
-fn parse_command(line: &str, calls: &Calls) -> Result<Option<PhoneCommand>, String> {
+fn parse_command(line: &str, calls: &CallTracker) -> Result<Option<PhoneCommand>, String> {
     let mut words = line.split_whitespace();
     let Some(verb) = words.next() else { return Ok(None) };
     let rest: Vec<&str> = words.collect();
-    use ViewState::*;
-    let pick = |explicit: Option<&&str>, states: &[ViewState], what: &str| -> Result<String, String> {
+    use CallState::{Active as Talking, Dialing, Held, Ringing};
+    let latest = |states: &[CallState]| calls.latest(states).map(|c| c.sip_call_id.clone());
+    let pick = |explicit: Option<&&str>, states: &[CallState], what: &str| -> Result<String, String> {
         match explicit {
-            Some(id) if calls.map.contains_key(*id) => Ok((*id).to_owned()),
+            Some(id) if calls.find(id).is_some() => Ok((*id).to_owned()),
             Some(id) => Err(format!("no call {id}")),
-            None => calls.latest(states).ok_or_else(|| format!("no {what} call")),
+            None => latest(states).ok_or_else(|| format!("no {what} call")),
         }
     };
     let command = match verb.to_ascii_lowercase().as_str() {
@@ -304,9 +247,8 @@ fn parse_command(line: &str, calls: &Calls) -> Result<Option<PhoneCommand>, Stri
         "hangup" | "bye" => {
             let id = match rest.first() {
                 Some(_) => pick(rest.first(), &[], "")?,
-                None => calls
-                    .latest(&[Talking, Held])
-                    .or_else(|| calls.latest(&[Dialing, Ringing]))
+                None => latest(&[Talking, Held])
+                    .or_else(|| latest(&[Dialing, Ringing]))
                     .ok_or_else(|| "no call to hang up".to_owned())?,
             };
             PhoneCommand::Hangup { call_id: id }
@@ -323,12 +265,12 @@ fn parse_command(line: &str, calls: &Calls) -> Result<Option<PhoneCommand>, Stri
             // latest other one (usually the caller on hold while we asked the target).
             let call_id = match rest.get(1) {
                 Some(_) => pick(rest.get(1), &[], "")?,
-                None if calls.map.contains_key(*target) => calls
-                    .map
+                None if calls.find(target).is_some() => calls
+                    .calls
                     .iter()
-                    .filter(|(id, c)| id.as_str() != *target && matches!(c.state, Talking | Held))
-                    .max_by_key(|(_, c)| c.order)
-                    .map(|(id, _)| id.clone())
+                    .rev()
+                    .find(|c| c.sip_call_id != *target && matches!(c.state, Talking | Held))
+                    .map(|c| c.sip_call_id.clone())
                     .ok_or_else(|| "no other call to transfer".to_owned())?,
                 None => pick(None, &[Talking, Held], "talking")?,
             };
@@ -365,48 +307,12 @@ fn print_json(value: &serde_json::Value) {
     let _ = out.flush();
 }
 
-/// Writes finished calls to the replica on a thread of its own: recording a
-/// call (the missed-call rules, an inquiry, a task) must never hold up the
-/// next call's `incoming` line, which in a call center comes right after.
-struct CallLog {
-    calls: Option<crossbeam_channel::Sender<FinishedCall>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CallLog {
-    fn start(mut replica: Replica) -> std::io::Result<CallLog> {
-        let (tx, rx) = crossbeam_channel::unbounded::<FinishedCall>();
-        let thread = std::thread::Builder::new().name("phone-call-log".into()).spawn(move || {
-            for call in rx {
-                if let Err(e) = replica.record_call(&call) {
-                    tracing::warn!(error = %e, "the call could not be logged in the replica");
-                }
-            }
-        })?;
-        Ok(CallLog { calls: Some(tx), thread: Some(thread) })
-    }
-
-    fn record(&self, call: FinishedCall) {
-        if let Some(tx) = &self.calls {
-            let _ = tx.send(call);
-        }
-    }
-}
-
-impl Drop for CallLog {
-    /// Every call handed over is written before the phone exits.
-    fn drop(&mut self) {
-        self.calls = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// The face's state: calls, the call log, the figures seen.
 struct Face {
-    calls: Calls,
+    calls: CallTracker,
     log: Option<CallLog>,
+    /// The operator of this workstation, whom its calls are logged against.
+    operator: Option<String>,
     figures: HashMap<String, Option<crate::media::CallStats>>,
     /// The quality class last printed per call: `quality` lines are
     /// printed when it changes, not every second.
@@ -424,9 +330,13 @@ impl Face {
         for f in figures.try_iter() {
             self.figures.insert(f.call_id, f.stats);
         }
+        // The call log (the missed-call rules apply there) is written as the window writes it.
+        if let (Followed::Ended(call), Some(log)) = (self.calls.follow(&event, self.operator.as_deref()), &self.log) {
+            log.record(*call);
+        }
         let mut value = serde_json::to_value(&event).unwrap_or(serde_json::Value::Null);
         match &event {
-            PhoneEvent::Incoming { call_id, from, did, card, .. } => {
+            PhoneEvent::Incoming { call_id, .. } => {
                 if let Some((timings, seen)) = &mut self.timings
                     && let Some(t) = timings.try_iter().find(|t| &t.call_id == call_id)
                 {
@@ -436,82 +346,22 @@ impl Face {
                         map.insert("timing".into(), timing);
                     }
                 }
-                let person_id = card.as_ref().and_then(|c| match c.people.as_slice() {
-                    [only] => Some(only.id.clone()),
-                    _ => None,
-                });
-                let view = CallView {
-                    order: 0,
-                    direction: CallDirection::In,
-                    number: from.clone(),
-                    did: did.clone(),
-                    person_id,
-                    started_at: now_millis(),
-                    answered_at: None,
-                    state: ViewState::Ringing,
-                };
-                self.calls.add(call_id, view);
             }
-            PhoneEvent::Dialing { call_id, to, .. } => {
-                let view = CallView {
-                    order: 0,
-                    direction: CallDirection::Out,
-                    number: to.clone(),
-                    did: None,
-                    person_id: None,
-                    started_at: now_millis(),
-                    answered_at: None,
-                    state: ViewState::Dialing,
-                };
-                self.calls.add(call_id, view);
-            }
-            PhoneEvent::Answered { call_id } | PhoneEvent::Resumed { call_id } => {
-                self.calls.set(call_id, ViewState::Talking)
-            }
-            PhoneEvent::Held { call_id } => self.calls.set(call_id, ViewState::Held),
             PhoneEvent::Quality { call_id, quality, .. }
                 if self.quality.insert(call_id.clone(), *quality) == Some(*quality) =>
             {
                 return;
             }
-            PhoneEvent::Ended { call_id, reason, .. } => {
+            PhoneEvent::Ended { call_id, .. } => {
                 self.quality.remove(call_id);
                 let stats = self.figures.remove(call_id).flatten();
                 if let serde_json::Value::Object(map) = &mut value {
                     map.insert("media".into(), serde_json::to_value(&stats).unwrap_or(serde_json::Value::Null));
                 }
-                if let Some(view) = self.calls.map.remove(call_id) {
-                    self.log_call(call_id, &view, *reason);
-                }
             }
             _ => {}
         }
         print_json(&value);
-    }
-
-    /// Logs a finished call in the replica (the missed-call rules apply there).
-    fn log_call(&mut self, call_id: &str, view: &CallView, reason: EndReason) {
-        let Some(log) = &self.log else { return };
-        let result = match (view.answered_at, reason) {
-            (Some(_), _) => CallResult::Answered,
-            (None, EndReason::Busy) => CallResult::Busy,
-            (None, EndReason::Failed) => CallResult::Failed,
-            (None, _) => CallResult::Missed,
-        };
-        let call = FinishedCall {
-            id: None,
-            direction: view.direction,
-            peer: view.number.clone(),
-            did: view.did.clone(),
-            person_id: view.person_id.clone(),
-            operator_id: None,
-            started_at: view.started_at,
-            answered_at: view.answered_at,
-            ended_at: now_millis(),
-            result,
-            sip_call_id: Some(call_id.to_owned()),
-        };
-        log.record(call);
     }
 }
 
@@ -519,27 +369,25 @@ impl Face {
 pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<ExitCode> {
     let profile = Profile::resolve(profile, None)?;
     let settings = LocalSettings::load(&profile.settings_path())?;
-    if !settings.telephony_enabled {
-        bail!(
-            "IP telephony is disabled on this workstation (telephony_enabled = false in {}): nothing registered",
-            profile.settings_path().display()
-        );
-    }
     let cfg = config(&profile, &settings, &args)?;
     let account = cfg.account.as_ref().map(AccountConfig::label);
     let transport = cfg.transport;
     let timings = cfg.timings;
-    let log = match &cfg.replica {
-        Some(path) => match Replica::open(path) {
-            Ok(r) => Some(CallLog::start(r)?),
-            Err(e) => {
-                tracing::warn!(error = %e, "finished calls will not be logged");
-                None
-            }
-        },
-        None => None,
+    let replica = profile.replica_path();
+    // No replica yet: none is made here (nothing to log against).
+    let opened = if replica.exists() { Some(Replica::open(&replica)) } else { None };
+    let (log, operator) = match opened {
+        None => (None, None),
+        Some(Ok(r)) => {
+            let operator = operator_id(&r, settings.user_login.as_deref());
+            (Some(CallLog::start(r)?), operator)
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "finished calls will not be logged");
+            (None, None)
+        }
     };
-    let (link, end): (PhoneLink, _) = crate::phone::link();
+    let (link, end): (PhoneLink, _) = phone::link();
     let handle = ua::start(cfg, end)?;
     print_json(&serde_json::json!({
         "event": "started",
@@ -565,7 +413,14 @@ pub fn run_phone(profile: Option<&Path>, args: PhoneArgs) -> anyhow::Result<Exit
     let signals = quit_on_signal();
 
     let timings = timings.then(|| (handle.timings().clone(), Vec::new()));
-    let mut face = Face { calls: Calls::default(), log, figures: HashMap::new(), quality: HashMap::new(), timings };
+    let mut face = Face {
+        calls: CallTracker::default(),
+        log,
+        operator,
+        figures: HashMap::new(),
+        quality: HashMap::new(),
+        timings,
+    };
     let events = link.events().clone();
     loop {
         select! {
@@ -694,16 +549,22 @@ fn quit_on_signal() -> Receiver<()> {
 mod tests {
     use super::*;
 
-    fn view(state: ViewState) -> CallView {
-        CallView {
-            order: 0,
-            direction: CallDirection::In,
-            number: "+79001234567".into(),
+    /// A call `id` as the user agent reports it: ringing, or answered, or held.
+    fn add(calls: &mut CallTracker, id: &str, state: CallState) {
+        let call_id = id.to_owned();
+        let incoming = PhoneEvent::Incoming {
+            call_id: call_id.clone(),
+            from: "+79001234567".into(),
+            display_name: None,
             did: None,
-            person_id: None,
-            started_at: 0,
-            answered_at: None,
-            state,
+            card: None,
+        };
+        calls.follow(&incoming, None);
+        if matches!(state, CallState::Active | CallState::Held) {
+            calls.follow(&PhoneEvent::Answered { call_id: call_id.clone() }, None);
+        }
+        if state == CallState::Held {
+            calls.follow(&PhoneEvent::Held { call_id }, None);
         }
     }
 
@@ -719,9 +580,9 @@ mod tests {
 
     #[test]
     fn commands_pick_the_call_they_mean() {
-        let mut calls = Calls::default();
-        calls.add("talk", view(ViewState::Talking));
-        calls.add("ring", view(ViewState::Ringing));
+        let mut calls = CallTracker::default();
+        add(&mut calls, "talk", CallState::Active);
+        add(&mut calls, "ring", CallState::Ringing);
         assert_eq!(parse_command("answer", &calls), Ok(Some(PhoneCommand::Answer { call_id: "ring".into() })));
         assert_eq!(parse_command("hangup", &calls), Ok(Some(PhoneCommand::Hangup { call_id: "talk".into() })));
         assert_eq!(parse_command("hangup ring", &calls), Ok(Some(PhoneCommand::Hangup { call_id: "ring".into() })));
@@ -731,9 +592,9 @@ mod tests {
             parse_command("transfer 201", &calls),
             Ok(Some(PhoneCommand::Transfer { call_id: "talk".into(), target: "201".into() }))
         );
-        let mut two = Calls::default();
-        two.add("caller", view(ViewState::Held));
-        two.add("consult", view(ViewState::Talking));
+        let mut two = CallTracker::default();
+        add(&mut two, "caller", CallState::Held);
+        add(&mut two, "consult", CallState::Active);
         assert_eq!(
             parse_command("transfer consult", &two),
             Ok(Some(PhoneCommand::Transfer { call_id: "caller".into(), target: "consult".into() }))

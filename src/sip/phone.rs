@@ -1,15 +1,17 @@
-//! The softphone's vocabulary, shared by the SIP user agent that produces it
-//! and the two faces that consume it: the window and the headless
-//! `clinicdesk phone`. Commands go to the user agent, events come back; the
-//! link wakes the window when an event arrives, so it repaints only then.
+//! The user agent's vocabulary, shared by the SIP user agent that produces it
+//! and the two faces that consume it (the window and the headless
+//! `clinicdesk phone`, through `crate::softphone`). Commands go to the user
+//! agent, events come back; the link calls a waker of the face's choosing
+//! when an event arrives (the window repaints only then). Nothing here knows
+//! of a window: the waker is any function.
 
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 
+use crate::crm::card::CallerCard;
 use crate::media::{DeviceEvent, Quality};
-use crate::store::card::CallerCard;
 
 /// What the operator asks the softphone to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,11 +151,34 @@ pub enum PhoneEvent {
     },
 }
 
-/// The window's end of the link.
+/// What a face wants done when an event arrives (the window: repaint).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+impl PhoneEvent {
+    /// The call the event is about (none for registration events).
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            PhoneEvent::Registered { .. } | PhoneEvent::RegistrationFailed { .. } => None,
+            PhoneEvent::Incoming { call_id, .. }
+            | PhoneEvent::Dialing { call_id, .. }
+            | PhoneEvent::Ringing { call_id }
+            | PhoneEvent::Answered { call_id }
+            | PhoneEvent::Held { call_id }
+            | PhoneEvent::Resumed { call_id }
+            | PhoneEvent::Transferred { call_id, .. }
+            | PhoneEvent::Dtmf { call_id, .. }
+            | PhoneEvent::Ended { call_id, .. }
+            | PhoneEvent::Quality { call_id, .. }
+            | PhoneEvent::Device { call_id, .. } => Some(call_id),
+        }
+    }
+}
+
+/// The face's end of the link.
 pub struct PhoneLink {
     commands: Sender<PhoneCommand>,
     events: Receiver<PhoneEvent>,
-    waker: Arc<OnceLock<egui::Context>>,
+    waker: Arc<OnceLock<Waker>>,
 }
 
 /// The user agent's end of the link.
@@ -161,7 +186,7 @@ pub struct PhoneLink {
 pub struct PhoneEnd {
     events: Sender<PhoneEvent>,
     pub commands: Receiver<PhoneCommand>,
-    waker: Arc<OnceLock<egui::Context>>,
+    waker: Arc<OnceLock<Waker>>,
 }
 
 /// A connected pair.
@@ -176,9 +201,10 @@ pub fn link() -> (PhoneLink, PhoneEnd) {
 }
 
 impl PhoneLink {
-    /// Lets events wake this window.
-    pub fn wake(&self, ctx: &egui::Context) {
-        let _ = self.waker.set(ctx.clone());
+    /// Lets events wake this face: `waker` runs after each event is sent
+    /// (set once; later calls change nothing).
+    pub fn wake(&self, waker: impl Fn() + Send + Sync + 'static) {
+        let _ = self.waker.set(Arc::new(waker));
     }
 
     pub fn send(&self, command: PhoneCommand) {
@@ -204,12 +230,12 @@ impl PhoneLink {
 }
 
 impl PhoneEnd {
-    /// Reports an event and wakes the window.
+    /// Reports an event and wakes the face.
     pub fn send(&self, event: PhoneEvent) {
         if self.events.send(event).is_ok()
-            && let Some(ctx) = self.waker.get()
+            && let Some(wake) = self.waker.get()
         {
-            ctx.request_repaint();
+            wake();
         }
     }
 }
