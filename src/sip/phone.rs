@@ -52,9 +52,10 @@ pub enum PhoneCommand {
 }
 
 /// Whether calls ring at this workstation (from the operator's status).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Availability {
+    #[default]
     Available,
     /// Answer new calls busy (486).
     Busy,

@@ -16,7 +16,7 @@ use clinicdesk::crm::Phone;
 use clinicdesk::demo::caller::{DemoAnswerer, DemoCaller, DemoCallerConfig};
 use clinicdesk::media::Quality;
 use clinicdesk::settings::{LocalSettings, UnavailableAnswer};
-use clinicdesk::sip::phone::{self, EndReason, PhoneCommand, PhoneEnd, PhoneEvent, PhoneLink};
+use clinicdesk::sip::phone::{self, Availability, EndReason, PhoneCommand, PhoneEnd, PhoneEvent, PhoneLink};
 use clinicdesk::sip::ua::{self, UaConfig};
 use clinicdesk::softphone::run::start_phone;
 
@@ -154,6 +154,13 @@ fn a_busy_operator_status_declines_calls_over_sip() {
         settle(&mut h, "the operator known", |h| has_text(h, "My status:"));
         choose(&mut h, "My status:", "Break");
         h.run_steps(3);
+        wait_availability(
+            &ua,
+            match answer {
+                UnavailableAnswer::Busy => Availability::Busy,
+                UnavailableAnswer::DoNotDisturb => Availability::DoNotDisturb,
+            },
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -172,6 +179,7 @@ fn a_busy_operator_status_declines_calls_over_sip() {
         // Free again: the next call rings in the window.
         choose(&mut h, "My status:", "Free");
         h.run_steps(3);
+        wait_availability(&ua, Availability::Available);
         let port = free_port();
         let run = sipp(dir.path(), port, &["-sn", "uac", &target, "-m", "1", "-d", "100"]);
         settle(&mut h, &format!("the call ringing once the operator is free ({answer:?})"), |h| {
@@ -179,6 +187,20 @@ fn a_busy_operator_status_declines_calls_over_sip() {
         });
         drop(run);
         ua.shutdown();
+    }
+}
+
+/// Waits until the operator's status has reached the user agent (it goes
+/// through a channel of its own, so a call placed at once could beat it).
+fn wait_availability(ua: &ua::UaHandle, wanted: Availability) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = ua.stats(Duration::from_secs(5)).map(|s| s.availability);
+        if now == Some(wanted) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the user agent is still {now:?}, not {wanted:?}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -106,6 +106,10 @@ pub struct UaStats {
     pub pending: usize,
     /// Timers of calls (ring timeout, auto-answer, ...) set and not yet fired or cancelled.
     pub timers: usize,
+    /// Whether new calls ring, as the last `SetAvailability` left it: the
+    /// operator's status reaches the user agent through a channel, and this
+    /// says it has arrived.
+    pub availability: Availability,
 }
 
 impl UaStats {
@@ -555,6 +559,7 @@ impl Ua {
             dialogs: self.calls.values().filter(|c| c.dialog.is_some()).count(),
             pending: self.pending.len(),
             timers: self.timer_kinds.values().filter(|t| !matches!(t, Timer::Sweep | Timer::Register { .. })).count(),
+            availability: self.availability,
         }
     }
 
