@@ -341,8 +341,9 @@ fn every_role_gets_from_the_server_exactly_what_its_rights_allow() {
         if *role == RoleCode::Supervisor {
             assert_eq!(expected.len(), all_tasks.len(), "a supervisor sees every task");
         }
-        // Nobody reads or forges the change log directly.
-        assert_eq!(db.attempt("SELECT count(*) FROM sync_changes"), Err(SqlState::INSUFFICIENT_PRIVILEGE));
+        // Nobody forges the change log, nor reads who changed what in it
+        // (only where and which row, of the rows it may see: its policy).
+        assert_eq!(db.attempt("SELECT author FROM sync_changes"), Err(SqlState::INSUFFICIENT_PRIVILEGE));
         assert_eq!(
             db.attempt("INSERT INTO sync_changes (table_name, row_id) VALUES ('deals', 'x') RETURNING 1"),
             Err(SqlState::INSUFFICIENT_PRIVILEGE)
@@ -426,6 +427,13 @@ fn workstations_sync_what_their_user_may_see_and_the_server_follows_the_heads_ri
     assert!(why.contains("row-level security") && why.contains("deals"), "{why}");
     assert_eq!(admin.one(&format!("SELECT count(*)::text FROM inquiries WHERE id = '{inquiry}'")), "1");
     assert_eq!(admin.one(&format!("SELECT count(*)::text FROM deals WHERE id = '{deal}'")), "0");
+    assert_eq!(
+        admin.one(&format!(
+            "SELECT string_agg(author || ' ' || op, ',') FROM clinicdesk_audit_log WHERE row_id = '{deal}'"
+        )),
+        format!("{op_login} refused"),
+        "the workstation's refused upload is in the audit trail"
+    );
     assert_eq!(count(b.path(), &format!("SELECT count(*) FROM deals WHERE id = '{deal}'")), 0, "undone locally");
 
     // The head takes "view deals" from the operator in the rights editor

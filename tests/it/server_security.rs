@@ -9,6 +9,8 @@
 //! A child of `rights`, whose clinic (a loaded demo clinic and a login per
 //! role) and connections it uses.
 
+use std::collections::BTreeSet;
+
 use clinicdesk::crm::{RoleCode, new_id};
 use clinicdesk::sync::audit::{self, AuditQuery};
 use tokio_postgres::error::SqlState;
@@ -216,14 +218,24 @@ fn the_servers_internals_are_not_callable_by_a_login() {
         ] {
             assert_eq!(db.attempt(sql), Err(SqlState::INSUFFICIENT_PRIVILEGE), "{login}: {sql}");
         }
-        // clinicdesk_log_after is called by clinicdesk_changes, which runs as
-        // the caller (so that the policies filter the rows it reads) and
-        // therefore needs the caller's EXECUTE: it gives what the feed itself
-        // gives, positions and the ids of changed rows, never who changed
-        // what.
-        let stmt = db.rt.block_on(db.client.prepare("SELECT * FROM clinicdesk_log_after('0', 0, 1)")).unwrap();
-        let columns: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
-        assert_eq!(columns, ["xid", "seq", "table_name", "row_id"]);
+        // The whole change log, every changed row's table and id, those the
+        // login may not see included: version 3 let every login call it
+        // (clinicdesk_changes, which runs as the caller, read the log with it).
+        assert_eq!(
+            db.attempt("SELECT count(*) FROM clinicdesk_log_after('0', 0, 1000)"),
+            Err(SqlState::INSUFFICIENT_PRIVILEGE),
+            "{login}: clinicdesk_log_after"
+        );
+        // The log itself only through its policy, and only where and which
+        // row changed, never who changed it.
+        assert!(db.attempt("SELECT count(*) FROM (SELECT xid, seq, table_name, row_id FROM sync_changes) l").is_ok());
+        for column in ["author", "user_id", "op", "changes", "was", "changed_at"] {
+            assert_eq!(
+                db.attempt(&format!("SELECT {column} FROM sync_changes")),
+                Err(SqlState::INSUFFICIENT_PRIVILEGE),
+                "{login}: sync_changes.{column}"
+            );
+        }
         // Nor read or write the audit trail but through clinicdesk_audit.
         assert_eq!(
             db.attempt("SELECT count(*) FROM clinicdesk_audit_log"),
@@ -237,6 +249,44 @@ fn the_servers_internals_are_not_callable_by_a_login() {
             Err(SqlState::INSUFFICIENT_PRIVILEGE),
             "{login}"
         );
+    }
+}
+
+#[test]
+fn a_login_cannot_write_a_refusal_into_the_audit_trail() {
+    let clinic = Clinic::start();
+    let owner = Db::connect(&clinic.admin_url).unwrap();
+    let audit_count = || owner.one("SELECT count(*)::text FROM clinicdesk_audit_log");
+    let audited = audit_count();
+    for role in [RoleCode::Operator, RoleCode::Head] {
+        let (login, _) = clinic.login_of(role);
+        let mut db = Db::connect(&clinic.url_of(login)).unwrap();
+        // Refusals go into the audit trail only from clinicdesk_apply's own
+        // attempt: not called directly, nor from a function, a DO block, a
+        // WHERE clause or a domain check of the login's. (Version 3 recorded
+        // whatever any login gave it.)
+        let forged = r#"'[{"table": "deals", "row_id": "x", "op": "delete"}]', 'the head told me to'"#;
+        run(
+            &db,
+            &format!(
+                "CREATE FUNCTION pg_temp.clinicdesk_apply(a TEXT, b TEXT, c TEXT, d BIGINT, e BIGINT, f JSONB)
+                 RETURNS JSONB LANGUAGE plpgsql AS $$
+                 BEGIN PERFORM clinicdesk_audit_refusal({forged}); RETURN '{{}}'; END $$;
+                 CREATE FUNCTION pg_temp.forge() RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+                 BEGIN PERFORM clinicdesk_audit_refusal({forged}); RETURN true; END $$;
+                 CREATE DOMAIN pg_temp.checked AS TEXT CHECK (pg_temp.forge());"
+            ),
+        );
+        for sql in [
+            format!("SELECT clinicdesk_audit_refusal({forged})"),
+            "SELECT pg_temp.clinicdesk_apply('c', 't', NULL, 1, 1, '[]')".to_owned(),
+            format!("DO $$ BEGIN PERFORM clinicdesk_audit_refusal({forged}); END $$"),
+            "SELECT clinicdesk_apply('c', 't', NULL, 1, 1, '[]') WHERE pg_temp.forge()".to_owned(),
+            "SELECT clinicdesk_apply('c'::pg_temp.checked, 't', NULL, 1, 1, '[]')".to_owned(),
+        ] {
+            assert_eq!(db.attempt(&sql), Err(SqlState::INSUFFICIENT_PRIVILEGE), "{login}: {sql}");
+        }
+        assert_eq!(audit_count(), audited, "{login}: nothing was added to the audit trail");
     }
 }
 
@@ -432,4 +482,163 @@ fn an_operator_cannot_rewrite_calls_or_inquiries_nor_delete_people() {
     assert_eq!(op.attempt(&format!("UPDATE people SET deleted_at = 1 WHERE id = '{person}' RETURNING 1")), refused);
     assert_eq!(sup.attempt(&format!("UPDATE people SET deleted_at = 1 WHERE id = '{person}' RETURNING 1")), refused);
     assert_eq!(head.attempt(&format!("UPDATE people SET deleted_at = 1 WHERE id = '{person}' RETURNING 1")), Ok(1));
+}
+
+/// The change feed as `login` gets it from the start of the log: the ids of
+/// the rows of `table` it returns, and those of them that came back null.
+fn feed(db: &Db, epoch: &str, table: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let feed: serde_json::Value = db
+        .rt
+        .block_on(db.client.query_one("SELECT clinicdesk_changes('0', 0, $1, 100000, '[]')", &[&epoch]))
+        .unwrap_or_else(|e| panic!("clinicdesk_changes: {e}"))
+        .get(0);
+    let rows = feed["rows"].as_array().unwrap_or_else(|| panic!("{feed}"));
+    let of_table = rows.iter().filter(|r| r["table"] == table);
+    let id = |r: &serde_json::Value| r["row_id"].as_str().unwrap_or_default().to_owned();
+    (of_table.clone().map(id).collect(), of_table.filter(|r| r["row"].is_null()).map(id).collect())
+}
+
+#[test]
+fn an_operators_download_names_its_own_calls_and_never_another_operators() {
+    let clinic = Clinic::start();
+    let owner = Db::connect(&clinic.admin_url).unwrap();
+    let (op_login, op_id) = clinic.login_of(RoleCode::Operator);
+    let (_, head_id) = clinic.login_of(RoleCode::Head);
+    let op = Db::connect(&clinic.url_of(op_login)).unwrap();
+    let epoch = owner.one("SELECT value FROM clinicdesk_meta WHERE key = 'epoch'");
+    // The operator's answered call, the head's answered call (the operator
+    // may not see it), a missed call of the head's (the shared queue).
+    let (own, others, queue) = (new_id(), new_id(), new_id());
+    run(
+        &owner,
+        &format!(
+            "INSERT INTO calls (id, direction, peer_e164, operator_id, started_at, answered_at, ended_at, result,
+                                updated_at)
+             VALUES ('{own}', 'in', '+79990000011', '{op_id}', 1000, 1100, 2000, 'answered', 0),
+                    ('{others}', 'in', '+79990000012', '{head_id}', 1000, 1100, 2000, 'answered', 0),
+                    ('{queue}', 'in', '+79990000013', '{head_id}', 1000, NULL, 1500, 'missed', 0)"
+        ),
+    );
+    assert_eq!(op.one(&format!("SELECT count(*)::text FROM calls WHERE id = '{others}'")), "0");
+
+    // Through clinicdesk_changes: its own and the queue's, whole; the
+    // head's call not even by its id (version 3 sent it, as a null row).
+    let (ids, nulls) = feed(&op, &epoch, "calls");
+    assert!(ids.contains(&own) && ids.contains(&queue), "{ids:?}");
+    assert!(!ids.contains(&others), "another operator's call is named to the operator");
+    assert!(nulls.is_empty(), "{nulls:?}");
+    // Through the change log itself, which the login reads by its policy.
+    let logged = op.ids("SELECT row_id FROM sync_changes WHERE table_name = 'calls'");
+    assert!(logged.contains(&own) && logged.contains(&queue), "{logged:?}");
+    assert!(!logged.contains(&others));
+    // The head sees all three.
+    let (head_login, _) = clinic.login_of(RoleCode::Head);
+    let head = Db::connect(&clinic.url_of(head_login)).unwrap();
+    let (ids, _) = feed(&head, &epoch, "calls");
+    assert!([&own, &others, &queue].iter().all(|id| ids.contains(*id)), "{ids:?}");
+
+    // The head gives the operator's call to themselves: the operator's
+    // workstation learns that it left (its id, the row null, so the copy
+    // goes), and nothing of what happens to it afterwards.
+    run(&owner, &format!("UPDATE calls SET operator_id = '{head_id}' WHERE id = '{own}'"));
+    run(&owner, &format!("UPDATE calls SET inquiry_id = NULL, updated_at = 5 WHERE id = '{own}'"));
+    let (ids, nulls) = feed(&op, &epoch, "calls");
+    assert!(ids.contains(&own) && nulls.contains(&own), "{ids:?} {nulls:?}");
+    assert_eq!(
+        op.one(&format!("SELECT count(*)::text FROM sync_changes WHERE row_id = '{own}'")),
+        "1",
+        "the move only: not the insert of a call no longer the operator's, not the edit after the move"
+    );
+    assert!(!feed(&op, &epoch, "calls").0.contains(&others));
+}
+
+#[test]
+fn a_version_3_server_with_data_upgrades_and_its_logins_lose_the_internals() {
+    use clinicdesk::sync::server;
+
+    use crate::sync::{Postgres, cli, execute, replica_path};
+
+    // A clinic database as version 3 left it: loaded, with a login per
+    // operator, and changes in its log.
+    let pg = Postgres::start();
+    execute(&pg.url("postgres"), "CREATE DATABASE upgraded");
+    let url = pg.url("upgraded");
+    let loaded = crate::harness::demo_profile(40, 300);
+    let mut owner = Db::connect(&url).unwrap();
+    owner.rt.block_on(server::init_to(&mut owner.client, "upgraded", 3)).unwrap();
+    owner.rt.block_on(server::load_replica(&mut owner.client, &replica_path(loaded.path()))).unwrap();
+    assert_eq!(owner.one("SELECT value FROM clinicdesk_meta WHERE key = 'schema_version'"), "3");
+    let operators: Vec<(String, String)> = owner
+        .rt
+        .block_on(owner.client.query(
+            "SELECT u.login, u.id FROM users u JOIN roles r ON r.id = u.role_id
+             WHERE r.code = 'operator' AND u.active = 1 AND u.deleted_at IS NULL ORDER BY u.login LIMIT 2",
+            &[],
+        ))
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let [(op_login, op_id), (_, other_id)] = &operators[..] else { panic!("two operators: {operators:?}") };
+    run(&owner, &format!("CREATE ROLE \"{op_login}\" LOGIN IN ROLE clinicdesk_user"));
+    let op_url = format!("postgres://{op_login}@127.0.0.1:{}/upgraded", pg.port);
+    let (own, others) = (new_id(), new_id());
+    run(
+        &owner,
+        &format!(
+            "INSERT INTO calls (id, direction, peer_e164, operator_id, started_at, answered_at, ended_at, result,
+                                updated_at)
+             VALUES ('{own}', 'in', '+79990000021', '{op_id}', 1000, 1100, 2000, 'answered', 0),
+                    ('{others}', 'in', '+79990000022', '{other_id}', 1000, 1100, 2000, 'answered', 0)"
+        ),
+    );
+    let op = Db::connect(&op_url).unwrap();
+    assert!(value::<i64>(&op, "SELECT count(*) FROM clinicdesk_log_after('0', 0, 1000)").is_ok(), "version 3");
+    drop(op);
+
+    let out = cli(None, &["server", "init", "--database-url", &url]);
+    assert!(out.status.success(), "server init: {}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("from version 3 to {}", server::SERVER_SCHEMA_VERSION)), "{said}");
+
+    let mut op = Db::connect(&op_url).unwrap();
+    assert_eq!(
+        op.attempt("SELECT count(*) FROM clinicdesk_log_after('0', 0, 1000)"),
+        Err(SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    // The entries written by version 3 are read by the new policy.
+    let epoch = owner.one("SELECT value FROM clinicdesk_meta WHERE key = 'epoch'");
+    let (ids, nulls) = feed(&op, &epoch, "calls");
+    assert!(ids.contains(&own) && !ids.contains(&others) && nulls.is_empty(), "{ids:?} {nulls:?}");
+    let logged = op.ids("SELECT row_id FROM sync_changes");
+    assert!(logged.contains(&own) && !logged.contains(&others), "{logged:?}");
+
+    // A workstation of the operator's syncs with it, and keeps up: a call
+    // given to the other operator leaves it, the other's never arrives.
+    let b = tempfile::tempdir().unwrap();
+    sync_once(b.path(), &op_url);
+    let on_b = |id: &str| count(b.path(), &format!("SELECT count(*) FROM calls WHERE id = '{id}'"));
+    assert_eq!((on_b(&own), on_b(&others)), (1, 0));
+    let server_count = op.one("SELECT count(*)::text FROM calls");
+    assert_eq!(count(b.path(), "SELECT count(*) FROM calls").to_string(), server_count);
+    run(&owner, &format!("UPDATE calls SET operator_id = '{other_id}' WHERE id = '{own}'"));
+    let said = sync_once(b.path(), &op_url);
+    assert!(!said.contains("snapshot"), "{said}");
+    assert_eq!((on_b(&own), on_b(&others)), (0, 0));
+    // A refused upload of the workstation is still recorded.
+    let deal = new_id();
+    let refused = apply(
+        &op,
+        "op-workstation",
+        1,
+        0,
+        serde_json::json!([{"table": "deals", "row_id": deal, "op": "insert", "payload": {"title": "forged"}}]),
+    );
+    assert_eq!(refused["status"], "rejected", "{refused}");
+    assert_eq!(
+        owner.one(&format!(
+            "SELECT string_agg(author || ' ' || op, ',') FROM clinicdesk_audit_log WHERE row_id = '{deal}'"
+        )),
+        format!("{op_login} refused")
+    );
 }
