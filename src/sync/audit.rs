@@ -1,5 +1,5 @@
 //! The audit trail: who changed what and when, read from the server's audit
-//! log (schema version 3: the login of every change and its fields' old and
+//! log (since schema version 3: the login of every change and its fields' old and
 //! new values, and every upload the server refused, kept apart from the
 //! change log for as long as the clinic head sets; entries of version 2 came
 //! from its change log). Only the clinic head (the right `audit.view`) and
