@@ -9,6 +9,7 @@ pub mod i18n;
 pub mod media;
 pub mod notify;
 pub mod phone;
+pub mod services;
 pub mod settings;
 pub mod sip;
 pub mod store;

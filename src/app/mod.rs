@@ -1,7 +1,7 @@
 //! The operator's window (egui/eframe).
 //!
 //! [`ClinicApp`] holds the view state of every screen; data comes from the
-//! service threads of [`services`] as events, and what the operator does
+//! service threads of [`crate::services`] as events, and what the operator does
 //! becomes an [`Action`] collected while drawing and applied once at the end
 //! of the frame. Nothing here reads the disk or waits.
 
@@ -10,9 +10,7 @@ pub mod forms;
 pub mod handover;
 mod help;
 pub mod lists;
-pub mod message;
 mod screens;
-pub mod services;
 mod softphone;
 mod widgets;
 
@@ -24,13 +22,14 @@ use crate::crm::*;
 use crate::i18n::{I18n, Language};
 use crate::notify::{Notifier, NotifyEvent};
 use crate::phone::{Availability, PhoneCommand, PhoneLink};
+pub use crate::services::Message;
 use crate::settings::UnavailableAnswer;
 use crate::settings::{LocalSettings, Profile};
 use crate::store::Replica;
 use crate::store::queries::{CurrentUser, Dictionaries};
+// The children of the window name them as `super::services` and `super::message`.
+use crate::services::{self, Command, Event, Query, Services, message};
 pub use forms::Editor;
-pub use message::Message;
-use services::{Command, Event, Query, Services};
 
 /// What `main` found before the window opened.
 pub struct Startup {

@@ -5,11 +5,11 @@ use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder, TableRow};
 
 use super::lists::{Need, PagedList};
-use super::message::Message;
-use super::services::{ListKind, Query};
 use super::{Action, Env, screens};
 use crate::crm::{FieldError, Millis, Phone};
 use crate::i18n::I18n;
+use crate::services::Message;
+use crate::services::{ListKind, Query};
 use crate::store::queries::Choice;
 
 pub const OVERDUE: Color32 = Color32::from_rgb(0xd0, 0x3b, 0x3b);
