@@ -17,6 +17,7 @@
 //! this module's types (some are the lower modules' types, re-exported here).
 
 pub mod message;
+mod notify;
 
 mod reader;
 mod sync;
@@ -30,6 +31,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 pub use message::Message;
 
 use crate::crm::*;
+pub use crate::notify::{NotifyEvent, Texts as NotifyTexts};
 use crate::settings::LocalSettings;
 use crate::store::calls::{FinishedCall, MissedCallRow, RecordedCall};
 use crate::store::history::TaskChange;
@@ -179,6 +181,23 @@ pub enum Command {
     AcknowledgeConflict(i64),
     /// The setup admin saves a task template.
     SaveTaskTemplate(TaskTemplateRecord),
+    /// "Done" on a deadline notification: the task is closed, with the same
+    /// rights check as a task saved done in its editor. Answered by
+    /// [`Event::TaskDone`].
+    CompleteTask {
+        task_id: String,
+    },
+    /// "Snooze" on a deadline notification.
+    SnoozeTask {
+        task_id: String,
+    },
+    /// The notifier records notices as given before it shows them; `done`
+    /// hears once they are committed (or why not).
+    MarkNotified {
+        notices: Vec<crate::notify::DueNotice>,
+        via: &'static str,
+        done: Sender<Result<(), String>>,
+    },
 }
 
 /// What was saved.
@@ -272,15 +291,35 @@ pub enum Event {
     },
     /// A read failed (the replica may be damaged).
     ReadFailed(Message),
+    /// The sync engine's status changed (for the status bar).
+    SyncStatus(SyncStatus),
+    /// What the deadline notifier has to say.
+    Notify(NotifyEvent),
+    /// "Done" on a notification closed the task, or why it did not.
+    TaskDone {
+        task_id: String,
+        result: Result<(), Message>,
+    },
 }
 
 /// The running services and the channels to them.
 pub struct Services {
     queries: Sender<Query>,
     commands: Sender<Command>,
+    /// Dropped on shutdown: the writer then finishes what it was asked and
+    /// ends, though a notification still waiting for a click holds a
+    /// sender of `commands`.
+    stop_writer: Sender<()>,
     audit: Sender<AuditRequest>,
     events: Receiver<Event>,
+    /// For the services started later (sync, notifier).
+    sink: EventSink,
+    replica_path: PathBuf,
     threads: Vec<JoinHandle<()>>,
+    /// The sync engine, when this workstation has a clinic database.
+    sync: Option<crate::sync::SyncHandle>,
+    /// Deadline notifications, once the user is known.
+    notifier: Option<crate::notify::Notifier>,
 }
 
 impl Services {
@@ -288,22 +327,80 @@ impl Services {
     pub fn start(replica: Replica, settings_path: PathBuf, repaint: egui::Context) -> Services {
         let (query_tx, query_rx) = unbounded::<Query>();
         let (command_tx, command_rx) = unbounded::<Command>();
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let (event_tx, event_rx) = unbounded::<Event>();
+        let sink = EventSink { tx: event_tx, ctx: repaint };
         let replica_path = replica.path().to_owned();
         let mut threads = Vec::new();
 
-        let events = EventSink { tx: event_tx.clone(), ctx: repaint.clone() };
-        threads
-            .push(spawn("clinicdesk-writer", move || writer::writer_loop(replica, settings_path, command_rx, events)));
+        let events = sink.clone();
+        threads.push(spawn("clinicdesk-writer", move || {
+            writer::writer_loop(replica, settings_path, command_rx, stop_rx, events)
+        }));
 
-        let events = EventSink { tx: event_tx.clone(), ctx: repaint.clone() };
-        threads.push(spawn("clinicdesk-reader", move || reader::reader_loop(&replica_path, query_rx, events)));
+        let events = sink.clone();
+        let path = replica_path.clone();
+        threads.push(spawn("clinicdesk-reader", move || reader::reader_loop(&path, query_rx, events)));
 
         let (audit_tx, audit_rx) = unbounded::<AuditRequest>();
-        let events = EventSink { tx: event_tx, ctx: repaint };
+        let events = sink.clone();
         threads.push(spawn("clinicdesk-audit", move || sync::audit_loop(audit_rx, events)));
 
-        Services { queries: query_tx, commands: command_tx, audit: audit_tx, events: event_rx, threads }
+        Services {
+            queries: query_tx,
+            commands: command_tx,
+            stop_writer: stop_tx,
+            audit: audit_tx,
+            events: event_rx,
+            sink,
+            replica_path,
+            threads,
+            sync: None,
+            notifier: None,
+        }
+    }
+
+    /// Starts the sync engine with the clinic database at `database_url`;
+    /// its status arrives as [`Event::SyncStatus`].
+    pub fn start_sync(&mut self, database_url: String) {
+        if let Some(old) = self.sync.take() {
+            old.stop();
+        }
+        self.sync = Some(sync::start(self.replica_path.clone(), database_url, self.sink.clone()));
+    }
+
+    /// Something was saved: the sync engine uploads it now rather than at
+    /// its next look.
+    pub fn nudge_sync(&self) {
+        if let Some(sync) = &self.sync {
+            sync.nudge();
+        }
+    }
+
+    /// Starts (or restarts for another user) the deadline notifications of
+    /// `user_id`; they arrive as [`Event::Notify`], and the notifier's
+    /// writes go to the writer.
+    pub fn start_notifier(&mut self, user_id: String, enabled: bool, texts: NotifyTexts) {
+        if let Some(old) = self.notifier.take() {
+            old.stop();
+        }
+        let path = self.replica_path.clone();
+        self.notifier = Some(notify::start(path, user_id, enabled, texts, self.sink.clone(), self.commands.clone()));
+    }
+
+    /// Follows the workstation's "Show task deadline notifications" toggle.
+    pub fn set_notifications(&self, on: bool) {
+        if let Some(notifier) = &self.notifier {
+            notifier.set_enabled(on);
+        }
+    }
+
+    /// Tells the desktop of an incoming call while the window is hidden
+    /// (once the notifier runs for a signed-in user).
+    pub fn announce_call(&self, summary: String, body: String) {
+        if let Some(notifier) = &self.notifier {
+            notifier.announce_call(summary, body);
+        }
     }
 
     pub fn query(&self, query: Query) {
@@ -328,8 +425,15 @@ impl Services {
 
     /// Stops the threads after they finish what they were asked.
     pub fn shutdown(self) {
+        if let Some(sync) = self.sync {
+            sync.stop();
+        }
+        if let Some(notifier) = self.notifier {
+            notifier.stop();
+        }
         drop(self.queries);
         drop(self.commands);
+        drop(self.stop_writer);
         drop(self.audit);
         for t in self.threads {
             let _ = t.join();
@@ -356,6 +460,23 @@ impl EventSink {
     fn send(&self, event: Event) {
         if self.tx.send(event).is_ok() {
             self.ctx.request_repaint();
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The next event from the services (waits a little for their threads).
+    pub fn next_event(services: &Services) -> Event {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(e) = services.drain().next() {
+                return e;
+            }
+            assert!(std::time::Instant::now() < deadline, "no answer from the writer");
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 }

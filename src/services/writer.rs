@@ -1,7 +1,9 @@
 //! The writer thread: the one owner of the replica's read-write connection
 //! (and of settings.toml and the keyring). Every change the window asks for
 //! is checked against the signed-in user's rights here, so a window that
-//! shows a button it should not is still refused.
+//! shows a button it should not is still refused. The deadline notifier
+//! writes through it too ("Done" on a notification meets the same check).
+//! The sync engine is the only other writer (see [`super::sync`]).
 
 use std::path::PathBuf;
 
@@ -18,15 +20,21 @@ pub(super) fn writer_loop(
     mut replica: Replica,
     settings_path: PathBuf,
     commands: Receiver<Command>,
+    stop: Receiver<()>,
     events: EventSink,
 ) {
     // Until the user is known, the rights of an operator.
     let mut rights = RoleCode::Operator.default_rights();
-    while let Ok(command) = commands.recv() {
+    let mut stopping = false;
+    while let Some(command) = next(&commands, &stop, &mut stopping) {
         if let Some((kind, what)) = saving(&command)
             && !rights.may_save(what)
         {
-            events.send(Event::SaveFailed { kind, error: Message::new("err-no-right-to-save") });
+            let error = Message::new("err-no-right-to-save");
+            events.send(match command {
+                Command::CompleteTask { task_id } => Event::TaskDone { task_id, result: Err(error) },
+                _ => Event::SaveFailed { kind, error },
+            });
             continue;
         }
         let saved = |kind, result: crate::store::Result<String>| match result {
@@ -91,8 +99,38 @@ pub(super) fn writer_loop(
                 Ok(()) => continue,
                 Err(e) => Event::SaveFailed { kind: RecordKind::Draft, error: Message::from(&e) },
             },
+            Command::CompleteTask { task_id } => {
+                let result = crate::notify::complete(&mut replica, &task_id).map_err(|e| Message::from(&e));
+                Event::TaskDone { task_id, result }
+            }
+            Command::SnoozeTask { task_id } => match crate::notify::snooze(&mut replica, &task_id) {
+                Ok(()) => continue,
+                Err(e) => Event::SaveFailed { kind: RecordKind::Task, error: Message::from(&e) },
+            },
+            Command::MarkNotified { notices, via, done } => {
+                let result = crate::notify::mark_notified(&mut replica, &notices, via);
+                // The notifier may have stopped meanwhile: nobody to tell.
+                let _ = done.send(result.map_err(|e| e.to_string()));
+                continue;
+            }
         };
         events.send(event);
+    }
+}
+
+/// The next command to carry out. Once the window shuts the services down
+/// (`stop` is dropped), what is queued is still done, then none: a sender
+/// kept by a notification waiting for a click does not keep the writer up.
+fn next(commands: &Receiver<Command>, stop: &Receiver<()>, stopping: &mut bool) -> Option<Command> {
+    if *stopping {
+        return commands.try_recv().ok();
+    }
+    crossbeam_channel::select! {
+        recv(commands) -> command => command.ok(),
+        recv(stop) -> _ => {
+            *stopping = true;
+            commands.try_recv().ok()
+        }
     }
 }
 
@@ -103,6 +141,8 @@ fn saving(command: &Command) -> Option<(RecordKind, Saving)> {
         Command::SaveInquiry { .. } => (RecordKind::Inquiry, Saving::Inquiry),
         Command::SaveTask { record, .. } if record.id.is_none() => (RecordKind::Task, Saving::NewTask),
         Command::SaveTask { .. } => (RecordKind::Task, Saving::Task),
+        // Closing a task from its notification is saving it done.
+        Command::CompleteTask { .. } => (RecordKind::Task, Saving::Task),
         Command::SaveDeal(_) => (RecordKind::Deal, Saving::Deal),
         Command::SaveVisit(_) => (RecordKind::Visit, Saving::Visit),
         Command::SaveTaskTemplate(_) => (RecordKind::TaskTemplate, Saving::TaskTemplate),
@@ -139,18 +179,8 @@ fn audio_devices() -> (Vec<String>, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::super::Services;
+    use super::super::tests::next_event;
     use super::*;
-
-    fn next_event(services: &Services) -> Event {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            if let Some(e) = services.drain().next() {
-                return e;
-            }
-            assert!(std::time::Instant::now() < deadline, "no answer from the writer");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
 
     /// A modified window that shows a button it should not is still refused
     /// by the writer.
