@@ -32,7 +32,10 @@ pub(super) fn writer_loop(
         {
             let error = Message::new("err-no-right-to-save");
             events.send(match command {
-                Command::CompleteTask { task_id } => Event::TaskDone { task_id, result: Err(error) },
+                Command::CompleteTask { task_id } => {
+                    tracing::info!(task = %task_id, "\"Done\" on a notification refused: no right to work on tasks");
+                    Event::TaskDone { task_id, result: Err(error) }
+                }
                 _ => Event::SaveFailed { kind, error },
             });
             continue;
