@@ -8,6 +8,7 @@ pub mod demo;
 pub mod i18n;
 pub mod media;
 pub mod notify;
+pub mod services;
 pub mod settings;
 pub mod sip;
 pub mod softphone;

@@ -3,11 +3,11 @@
 
 use egui::{Key, KeyboardShortcut, Modifiers};
 
-use super::message::Message;
-use super::services::{Command, LoadedForm, RecordKind};
 use super::widgets::{choice_ui, enum_ui, error_text_ui, field_ui};
 use super::{Env, Screen};
 use crate::crm::*;
+use crate::services::Message;
+use crate::services::{Command, LoadedForm, RecordKind};
 use crate::store::history::{TaskChange, TaskChangeKind};
 use crate::store::queries::{CurrentUser, Dictionaries, TemplateChoice};
 

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::message::Message;
 use crate::i18n::{I18n, Language};
+use crate::services::Message;
 
 /// The socket's name in the profile directory.
 pub const SOCKET_NAME: &str = "window.sock";

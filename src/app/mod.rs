@@ -1,7 +1,7 @@
 //! The operator's window (egui/eframe).
 //!
 //! [`ClinicApp`] holds the view state of every screen; data comes from the
-//! service threads of [`services`] as events, and what the operator does
+//! service threads of [`crate::services`] as events, and what the operator does
 //! becomes an [`Action`] collected while drawing and applied once at the end
 //! of the frame. Nothing here reads the disk or waits.
 
@@ -10,9 +10,7 @@ pub mod forms;
 pub mod handover;
 mod help;
 pub mod lists;
-pub mod message;
 mod screens;
-pub mod services;
 mod softphone;
 mod widgets;
 
@@ -22,15 +20,15 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 
 use crate::crm::*;
 use crate::i18n::{I18n, Language};
-use crate::notify::{Notifier, NotifyEvent};
+pub use crate::services::Message;
 use crate::settings::UnavailableAnswer;
 use crate::settings::{LocalSettings, Profile};
 use crate::sip::phone::{Availability, PhoneCommand, PhoneLink};
 use crate::store::Replica;
 use crate::store::queries::{CurrentUser, Dictionaries};
+// The children of the window name them as `super::services` and `super::message`.
+use crate::services::{self, Command, Event, NotifyEvent, Query, Services, SyncStatus, message};
 pub use forms::Editor;
-pub use message::Message;
-use services::{Command, Event, Query, Services};
 
 /// What `main` found before the window opened.
 pub struct Startup {
@@ -212,16 +210,15 @@ pub struct ClinicApp {
     settings_screen: screens::settings::SettingsScreen,
     editor: Option<Editor>,
     help_open: bool,
-    /// Deadline notifications, once the user is known.
-    notifier: Option<Notifier>,
     /// The main window is minimised or covered.
     window_hidden: bool,
-    /// The sync engine, when this workstation has a clinic database.
-    sync: Option<crate::sync::SyncHandle>,
-    sync_status: std::sync::Arc<std::sync::Mutex<Option<crate::sync::SyncStatus>>>,
+    /// What the sync engine last reported (when this workstation has a
+    /// clinic database).
+    sync_status: Option<SyncStatus>,
     /// Sync conflicts shown to the operator (both values), when asked for.
-    conflicts: Option<Vec<crate::sync::Conflict>>,
-    notify_events: (crossbeam_channel::Sender<NotifyEvent>, crossbeam_channel::Receiver<NotifyEvent>),
+    conflicts: Option<Vec<services::Conflict>>,
+    /// What the notifier said, applied with the frame's actions.
+    notify_events: Vec<NotifyEvent>,
     ctx: Option<egui::Context>,
     /// Set until the first frame and the first rows are logged.
     started: Option<Instant>,
@@ -281,12 +278,10 @@ impl ClinicApp {
             settings_screen: Default::default(),
             editor: None,
             help_open: false,
-            notifier: None,
             window_hidden: false,
-            sync: None,
-            sync_status: Default::default(),
+            sync_status: None,
             conflicts: None,
-            notify_events: crossbeam_channel::unbounded(),
+            notify_events: Vec::new(),
             ctx: None,
             started: Some(startup.started),
             first_rows_logged: false,
@@ -348,24 +343,11 @@ impl ClinicApp {
             self.ctx = Some(ctx.clone());
         }
         if let Some(replica) = self.pending_replica.take() {
-            let services = Services::start(replica, self.profile.settings_path(), ctx.clone());
+            let mut services = Services::start(replica, self.profile.settings_path(), ctx.clone());
             services.query(Query::Dictionaries);
             services.query(Query::Drafts);
             if let Some(url) = self.settings.database_url.clone() {
-                // The engine reports from its thread; the status is only
-                // copied under the lock, never waited on by a frame.
-                let status = self.sync_status.clone();
-                let repaint = ctx.clone();
-                self.sync = Some(crate::sync::spawn(
-                    self.profile.replica_path(),
-                    crate::sync::SyncConfig::new(url),
-                    move |s| {
-                        if let Ok(mut slot) = status.lock() {
-                            *slot = Some(s);
-                        }
-                        repaint.request_repaint();
-                    },
-                ));
+                services.start_sync(url);
             }
             self.phone.wake(ctx);
             if let Some(inbox) = &self.handover {
@@ -426,9 +408,7 @@ impl ClinicApp {
                 }
                 Event::Form(None) => self.notices.push(Message::new("err-record-gone")),
                 Event::Saved { kind: services::RecordKind::TaskTemplate, .. } => {
-                    if let Some(sync) = &self.sync {
-                        sync.nudge();
-                    }
+                    services.nudge_sync();
                     // The templates' editor and every task form read them anew.
                     services.query(Query::Dictionaries);
                     self.settings_screen.template_saved();
@@ -438,9 +418,7 @@ impl ClinicApp {
                     self.settings_screen.template_failed(error)
                 }
                 Event::Saved { kind, id } => {
-                    if let Some(sync) = &self.sync {
-                        sync.nudge();
-                    }
+                    services.nudge_sync();
                     let opened_person = self.editor.as_ref().and_then(|e| e.person_id()).map(str::to_owned);
                     // Its draft went with the save; another may be waiting.
                     if self.editor.as_ref().and_then(|e| e.draft_key()).is_some() {
@@ -516,6 +494,13 @@ impl ClinicApp {
                         editor.set_deal_choices(&person_id, deals);
                     }
                 }
+                Event::SyncStatus(status) => self.sync_status = Some(status),
+                Event::Notify(event) => self.notify_events.push(event),
+                Event::TaskDone { result: Ok(()), .. } => {
+                    services.nudge_sync();
+                    refresh = true;
+                }
+                Event::TaskDone { result: Err(error), .. } => self.notices.push(error),
             }
             if Instant::now() >= deadline {
                 break;
@@ -537,11 +522,9 @@ impl ClinicApp {
 
     /// Starts (or restarts for another user) the deadline notifications.
     fn start_notifier(&mut self, user_id: &str) {
-        if let Some(old) = self.notifier.take() {
-            old.stop();
-        }
+        let Some(services) = &mut self.services else { return };
         let tr = |key| self.i18n.tr(key);
-        let texts = crate::notify::Texts {
+        let texts = services::NotifyTexts {
             reminder: tr("notify-reminder"),
             deadline: tr("notify-deadline"),
             summary: self.i18n.tr_args("notify-summary", &[("count", "{count}".into())]),
@@ -549,26 +532,11 @@ impl ClinicApp {
             snooze: tr("notify-snooze"),
             done: tr("notify-done"),
         };
-        let sender = self.notify_events.0.clone();
-        let ctx = self.ctx.clone();
-        self.notifier = Some(Notifier::spawn(
-            self.profile.replica_path(),
-            user_id.to_owned(),
-            self.settings.deadline_notifications,
-            texts,
-            move |event| {
-                if sender.send(event).is_ok()
-                    && let Some(ctx) = &ctx
-                {
-                    ctx.request_repaint();
-                }
-            },
-        ));
+        services.start_notifier(user_id.to_owned(), self.settings.deadline_notifications, texts);
     }
 
     fn handle_notify_events(&mut self, actions: &mut Vec<Action>) {
-        let events: Vec<NotifyEvent> = self.notify_events.1.try_iter().collect();
-        for event in events {
+        for event in std::mem::take(&mut self.notify_events) {
             match event {
                 NotifyEvent::ShowInWindow { notice, why } => {
                     tracing::info!(task = %notice.title, "reminder shown in the window: no desktop notifications ({why})");
@@ -589,7 +557,6 @@ impl ClinicApp {
                     }
                     actions.push(Action::Load(services::FormRef::Task(task_id)));
                 }
-                NotifyEvent::TaskDone { .. } => actions.push(Action::Refresh),
             }
         }
     }
@@ -734,14 +701,12 @@ impl ClinicApp {
         }
         let Some(services) = &self.services else { return };
         for event in self.phone.drain() {
-            if let (crate::sip::phone::PhoneEvent::Incoming { from, card, .. }, true, Some(notifier)) =
-                (&event, self.window_hidden, &self.notifier)
-            {
+            if let (crate::sip::phone::PhoneEvent::Incoming { from, card, .. }, true) = (&event, self.window_hidden) {
                 let who = card
                     .as_ref()
                     .and_then(|c| c.people.first().map(|p| p.full_name.clone()))
                     .unwrap_or_else(|| self.i18n.tr("card-new-caller"));
-                notifier.announce_call(self.i18n.tr("card-title-incoming"), format!("{who} · {from}"));
+                services.announce_call(self.i18n.tr("card-title-incoming"), format!("{who} · {from}"));
             }
             let mut call_env = calls::CallEnv {
                 services,
@@ -761,10 +726,9 @@ impl ClinicApp {
         let mut env = env!(self, services, &mut actions);
 
         let mut status = self.my_status;
-        // try_lock: a frame never waits for the sync thread.
-        let sync = self.sync_status.try_lock().ok().and_then(|s| s.clone());
+        let sync = self.sync_status.as_ref();
         egui::Panel::top("status").show(ui, |ui| {
-            widgets::status_bar_ui(ui, &mut env, self.status.as_ref().map(|(m, _)| m), &mut status, sync.as_ref());
+            widgets::status_bar_ui(ui, &mut env, self.status.as_ref().map(|(m, _)| m), &mut status, sync);
         });
         if status != self.my_status {
             self.my_status = status;
@@ -806,9 +770,7 @@ impl ClinicApp {
             .inner;
         if let Some(change) = settings_change {
             apply_settings_change(change, &self.settings, self.settings_writable, &mut self.i18n, services);
-            if let Some(notifier) = &self.notifier {
-                notifier.set_enabled(self.settings.deadline_notifications);
-            }
+            services.set_notifications(self.settings.deadline_notifications);
         }
 
         if let Some(editor) = &mut self.editor {
@@ -905,12 +867,6 @@ impl ClinicApp {
     pub fn shutdown(&mut self) {
         // The socket goes first: a link clicked now starts a new window.
         self.handover = None;
-        if let Some(sync) = self.sync.take() {
-            sync.stop();
-        }
-        if let Some(notifier) = self.notifier.take() {
-            notifier.stop();
-        }
         if let Some(services) = self.services.take() {
             services.shutdown();
         }

@@ -5,11 +5,11 @@ use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder, TableRow};
 
 use super::lists::{Need, PagedList};
-use super::message::Message;
-use super::services::{ListKind, Query};
 use super::{Action, Env, screens};
 use crate::crm::{FieldError, Millis, Phone};
 use crate::i18n::I18n;
+use crate::services::Message;
+use crate::services::{ListKind, Query};
 use crate::store::queries::Choice;
 
 pub const OVERDUE: Color32 = Color32::from_rgb(0xd0, 0x3b, 0x3b);
@@ -155,7 +155,7 @@ pub fn status_bar_ui(
     env: &mut Env<'_>,
     status: Option<&Message>,
     operator_status: &mut crate::crm::OperatorStatus,
-    sync: Option<&crate::sync::SyncStatus>,
+    sync: Option<&crate::services::SyncStatus>,
 ) {
     ui.horizontal(|ui| {
         match env.user {
@@ -189,7 +189,7 @@ pub fn status_bar_ui(
 }
 
 /// Where the replica stands with the clinic database.
-fn sync_status_ui(ui: &mut egui::Ui, env: &mut Env<'_>, sync: Option<&crate::sync::SyncStatus>) {
+fn sync_status_ui(ui: &mut egui::Ui, env: &mut Env<'_>, sync: Option<&crate::services::SyncStatus>) {
     let Some(s) = sync else {
         ui.label(env.tr("status-offline-replica"));
         return;
@@ -228,7 +228,12 @@ fn sync_status_ui(ui: &mut egui::Ui, env: &mut Env<'_>, sync: Option<&crate::syn
 
 /// The sync conflicts with what this workstation wrote and what the clinic
 /// database kept; returns the conflict the operator acknowledged.
-pub fn conflicts_ui(ctx: &egui::Context, i18n: &I18n, list: &[crate::sync::Conflict], open: &mut bool) -> Option<i64> {
+pub fn conflicts_ui(
+    ctx: &egui::Context,
+    i18n: &I18n,
+    list: &[crate::services::Conflict],
+    open: &mut bool,
+) -> Option<i64> {
     let mut acknowledged = None;
     egui::Window::new(i18n.tr("conflicts-title")).open(open).default_width(560.0).show(ctx, |ui| {
         if list.is_empty() {

@@ -9,6 +9,11 @@
 //! notification each. Where the notification server offers actions, "Open",
 //! "Snooze 10 min" and "Done" work from the notification. When no server
 //! answers, the window shows the reminder and says why.
+//!
+//! The notifier only reads the replica (a read-only connection of its own):
+//! what it writes — notices given, a snooze, "Done" — it asks of the
+//! replica's one writer as a [`NotifyWrite`] (the window's writer thread in
+//! `services`, which checks "Done" against the user's rights like any save).
 
 mod due;
 
@@ -40,9 +45,25 @@ pub enum NotifyEvent {
     SummaryInWindow { overdue: usize, why: String },
     /// The operator clicked the notification (or "Open").
     OpenTask { task_id: String },
-    /// "Done" was chosen on the notification; the task is closed.
-    TaskDone { task_id: String },
 }
+
+/// A write the notifier needs, done by the replica's writer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NotifyWrite {
+    /// Record these notices as given (`via`: desktop, window or summary).
+    /// Asked before they are shown and answered once committed: at most once,
+    /// even after a crash.
+    MarkNotified { notices: Vec<DueNotice>, via: &'static str },
+    /// "Snooze" on a notification: the reminder comes again in [`SNOOZE`].
+    Snooze { task_id: String },
+    /// "Done" on a notification: the task is closed (see [`complete`]), if
+    /// the user's rights allow it.
+    Complete { task_id: String },
+}
+
+/// Where the notifier's writes go; answers once the write is done (or sent,
+/// for what nobody waits for), or why it could not be.
+pub type Writes = Arc<dyn Fn(NotifyWrite) -> Result<(), String> + Send + Sync>;
 
 /// Texts of the notifications, in the operator's language (made by the
 /// window from the translations).
@@ -65,20 +86,22 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts watching the tasks of `user_id` in the replica at `path`.
+    /// Starts watching the tasks of `user_id` in the replica at `path`;
+    /// what it writes goes to `writes`.
     pub fn spawn(
         path: PathBuf,
         user_id: String,
         enabled: bool,
         texts: Texts,
         events: impl Fn(NotifyEvent) + Send + Sync + 'static,
+        writes: Writes,
     ) -> Notifier {
         let enabled = Arc::new(AtomicBool::new(enabled));
         let (wake_tx, wake_rx) = bounded(1);
         let flag = enabled.clone();
         let thread = std::thread::Builder::new()
             .name("clinicdesk-notify".into())
-            .spawn(move || watch(path, user_id, flag, texts, Arc::new(events), wake_rx))
+            .spawn(move || watch(path, user_id, flag, texts, Arc::new(events), writes, wake_rx))
             .map_err(|e| tracing::error!("cannot start the notification thread: {e}"))
             .ok();
         Notifier { enabled, wake: wake_tx, thread }
@@ -116,10 +139,19 @@ impl Notifier {
     }
 }
 
-type Events = Arc<dyn Fn(NotifyEvent) + Send + Sync>;
+/// Where the notifier tells the window what it has to say.
+pub type Events = Arc<dyn Fn(NotifyEvent) + Send + Sync>;
 
-fn watch(path: PathBuf, user_id: String, enabled: Arc<AtomicBool>, texts: Texts, events: Events, wake: Receiver<()>) {
-    let mut replica = match Replica::open(&path) {
+fn watch(
+    path: PathBuf,
+    user_id: String,
+    enabled: Arc<AtomicBool>,
+    texts: Texts,
+    events: Events,
+    writes: Writes,
+    wake: Receiver<()>,
+) {
+    let replica = match Replica::open_read_only(&path) {
         Ok(r) => r,
         Err(e) => return tracing::error!("notifications stopped: {e}"),
     };
@@ -128,9 +160,9 @@ fn watch(path: PathBuf, user_id: String, enabled: Arc<AtomicBool>, texts: Texts,
         if enabled.load(Ordering::Relaxed) {
             if !summary_done {
                 summary_done = true;
-                summary(&mut replica, &user_id, &texts, &events);
+                summary(&replica, &user_id, &texts, &events, &writes);
             }
-            if let Err(e) = notify_due(&mut replica, &user_id, &texts, &events) {
+            if let Err(e) = notify_due(&replica, &user_id, &texts, &events, &writes) {
                 tracing::warn!("deadline notifications: {e}");
             }
         }
@@ -142,13 +174,14 @@ fn watch(path: PathBuf, user_id: String, enabled: Arc<AtomicBool>, texts: Texts,
 }
 
 /// One notification for everything already overdue at start.
-fn summary(replica: &mut Replica, user_id: &str, texts: &Texts, events: &Events) {
+fn summary(replica: &Replica, user_id: &str, texts: &Texts, events: &Events, writes: &Writes) {
     let now = now_millis();
     // Deadlines that passed while the window was closed are covered by the
     // summary, not given one by one.
     let count = overdue_for_summary(replica.conn(), user_id, now)
-        .and_then(|covered| mark_notified(replica, &covered, "summary"))
-        .and_then(|()| overdue_count(replica.conn(), user_id, now));
+        .map_err(|e| e.to_string())
+        .and_then(|notices| writes(NotifyWrite::MarkNotified { notices, via: "summary" }))
+        .and_then(|()| overdue_count(replica.conn(), user_id, now).map_err(|e| e.to_string()));
     let overdue = match count {
         Ok(n) => n,
         Err(e) => return tracing::warn!("overdue summary: {e}"),
@@ -162,20 +195,20 @@ fn summary(replica: &mut Replica, user_id: &str, texts: &Texts, events: &Events)
     }
 }
 
-fn notify_due(replica: &mut Replica, user_id: &str, texts: &Texts, events: &Events) -> crate::store::Result<()> {
+fn notify_due(replica: &Replica, user_id: &str, texts: &Texts, events: &Events, writes: &Writes) -> Result<(), String> {
     let now = now_millis();
-    let due = due_notices(replica.conn(), user_id, now)?;
+    let due = due_notices(replica.conn(), user_id, now).map_err(|e| e.to_string())?;
     for notice in due {
         // Recorded before it is shown: at most once, even if we crash now.
         match desktop::available() {
             Ok(actions) => {
-                mark_notified(replica, std::slice::from_ref(&notice), "desktop")?;
-                if let Err(why) = desktop::show(&notice, texts, actions, &path_of(replica), events.clone()) {
+                writes(NotifyWrite::MarkNotified { notices: vec![notice.clone()], via: "desktop" })?;
+                if let Err(why) = desktop::show(&notice, texts, actions, events.clone(), writes.clone()) {
                     events(NotifyEvent::ShowInWindow { notice, why });
                 }
             }
             Err(why) => {
-                mark_notified(replica, std::slice::from_ref(&notice), "window")?;
+                writes(NotifyWrite::MarkNotified { notices: vec![notice.clone()], via: "window" })?;
                 events(NotifyEvent::ShowInWindow { notice, why });
             }
         }
@@ -183,11 +216,22 @@ fn notify_due(replica: &mut Replica, user_id: &str, texts: &Texts, events: &Even
     Ok(())
 }
 
-fn path_of(replica: &Replica) -> PathBuf {
-    replica.path().to_owned()
+/// What a notification's action does: "Open" tells the window, "Snooze"
+/// and "Done" are writes, asked of the writer.
+pub fn act(action: &str, task_id: &str, events: &Events, writes: &Writes) {
+    let write = match action {
+        "default" | "open" => return events(NotifyEvent::OpenTask { task_id: task_id.to_owned() }),
+        "snooze" => NotifyWrite::Snooze { task_id: task_id.to_owned() },
+        "done" => NotifyWrite::Complete { task_id: task_id.to_owned() },
+        _ => return,
+    };
+    if let Err(e) = writes(write) {
+        tracing::warn!("notification action {action}: {e}");
+    }
 }
 
-/// Snoozes a task's reminder (from the notification or the window).
+/// Snoozes a task's reminder (from the notification or the window): the
+/// writer's part of [`NotifyWrite::Snooze`].
 pub fn snooze(replica: &mut Replica, task_id: &str) -> crate::store::Result<()> {
     let until = now_millis() + SNOOZE.as_millis() as i64;
     let tx = replica.bulk_transaction()?;
@@ -199,7 +243,8 @@ pub fn snooze(replica: &mut Replica, task_id: &str) -> crate::store::Result<()> 
     Ok(())
 }
 
-/// Marks a task done (from the notification's "Done").
+/// Marks a task done (from the notification's "Done"): the writer's part of
+/// [`NotifyWrite::Complete`], after its rights check.
 pub fn complete(replica: &mut Replica, task_id: &str) -> crate::store::Result<()> {
     replica.write(|w| {
         // Notices are only of the user's own tasks: its responsible clicked.
@@ -223,11 +268,9 @@ pub fn complete(replica: &mut Replica, task_id: &str) -> crate::store::Result<()
 mod desktop {
     //! The freedesktop notification server, through notify-rust.
 
-    use std::path::{Path, PathBuf};
-
     use notify_rust::{Notification, Timeout};
 
-    use super::{DueNotice, Events, NoticeKind, NotifyEvent, Texts};
+    use super::{DueNotice, Events, NoticeKind, Texts, Writes};
 
     const APP: &str = "ClinicDesk";
 
@@ -265,8 +308,8 @@ mod desktop {
         notice: &DueNotice,
         texts: &Texts,
         actions: bool,
-        replica: &Path,
         events: Events,
+        writes: Writes,
     ) -> Result<(), String> {
         let heading = match notice.kind {
             NoticeKind::Reminder | NoticeKind::Snooze => &texts.reminder,
@@ -283,38 +326,14 @@ mod desktop {
         let handle = n.show().map_err(|e| e.to_string())?;
         if actions {
             let task_id = notice.task_id.clone();
-            let replica: PathBuf = replica.to_owned();
             // Waiting for a click blocks: one short-lived thread per notice.
             let spawned = std::thread::Builder::new().name("clinicdesk-notice".into()).spawn(move || {
-                handle.wait_for_action(|action| act(action, &task_id, &replica, &events));
+                handle.wait_for_action(|action| super::act(action, &task_id, &events, &writes));
             });
             if let Err(e) = spawned {
                 tracing::warn!("cannot wait for the notification's actions: {e}");
             }
         }
         Ok(())
-    }
-
-    fn act(action: &str, task_id: &str, replica: &Path, events: &Events) {
-        let with_replica =
-            |f: &dyn Fn(&mut crate::store::Replica) -> crate::store::Result<()>| match crate::store::Replica::open(
-                replica,
-            ) {
-                Ok(mut r) => {
-                    if let Err(e) = f(&mut r) {
-                        tracing::warn!("notification action {action}: {e}");
-                    }
-                }
-                Err(e) => tracing::warn!("notification action {action}: {e}"),
-            };
-        match action {
-            "default" | "open" => events(NotifyEvent::OpenTask { task_id: task_id.to_owned() }),
-            "snooze" => with_replica(&|r| super::snooze(r, task_id)),
-            "done" => {
-                with_replica(&|r| super::complete(r, task_id));
-                events(NotifyEvent::TaskDone { task_id: task_id.to_owned() });
-            }
-            _ => {}
-        }
     }
 }

@@ -8,7 +8,11 @@
 //!
 //! The engine runs on a thread of its own with its own tokio runtime and
 //! its own SQLite connection, so neither the window nor its writer thread
-//! ever waits for the network.
+//! ever waits for the network. That makes it the one writer of the replica
+//! besides the window's writer thread (`services`): it writes what the
+//! server sends (downloads, snapshots, conflicts) and its own bookkeeping
+//! (outbox acknowledgements, the cursor), never what the operator typed;
+//! SQLite serialises the two.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -86,6 +86,10 @@ pub struct Display {
 
 impl Display {
     pub fn start() -> Display {
+        // One test at a time looks for a free number (other processes may
+        // too: a server counts as ours only once its lock holds our pid).
+        static CHOOSING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _choosing = CHOOSING.lock().unwrap_or_else(|e| e.into_inner());
         let xvfb = require("Xvfb", "xvfb");
         for n in 90..140 {
             // A lock whose server is gone (killed by an earlier run) is stale: Xvfb takes it over.
@@ -106,9 +110,16 @@ impl Display {
                     .stderr(Stdio::null()),
             );
             let socket = format!("/tmp/.X11-unix/X{n}");
+            let pid = peer.child.id();
+            let ours = || {
+                std::fs::read_to_string(format!("/tmp/.X{n}-lock")).ok().and_then(|p| p.trim().parse::<u32>().ok())
+                    == Some(pid)
+            };
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(10) && peer.is_running() {
-                if Path::new(&socket).exists() {
+                // Another run's server may have taken the number meanwhile:
+                // ours then gives up, and the next number is tried.
+                if ours() && Path::new(&socket).exists() {
                     return Display { name, _xvfb: peer };
                 }
                 std::thread::sleep(Duration::from_millis(20));

@@ -198,3 +198,77 @@ fn without_a_notification_server_the_window_shows_the_reminder() {
     });
     assert!(app.is_running());
 }
+
+/// "Done" on a notification is a save like any other: for an operator whose
+/// right to work on tasks was taken away, it is refused and the task stays
+/// open (it used to be written on a connection of the notifier's own, with
+/// no rights check). The click is the notification server's ActionInvoked
+/// signal, sent here as dunst would send it.
+#[test]
+fn done_on_a_notification_is_refused_without_the_right_to_work_on_tasks() {
+    use clinicdesk::crm::Right;
+    let display = Display::start();
+    let bus = DbusSession::start();
+    let _server = notification_server(&display, &bus);
+    let log = NotifyLog::start(&bus);
+    let profile = demo_profile(30, 60);
+    let replica = profile.path().join("replica.sqlite");
+    std::fs::write(profile.path().join("settings.toml"), "language = \"en\"\nuser_login = \"operator\"\n").unwrap();
+    {
+        let mut r = clinicdesk::store::Replica::open(&replica).unwrap();
+        let me: String =
+            r.conn().query_row("SELECT id FROM users WHERE login = 'operator'", [], |row| row.get(0)).unwrap();
+        r.set_user_right(&me, Right::WorkTasks, Some(false)).unwrap();
+        r.set_user_right(&me, Right::EditTasks, Some(false)).unwrap();
+    }
+    let title = "Remind Mrs Shevchenko of her appointment";
+    add_task(&replica, "operator", title, 3_000);
+
+    let mut app = Peer::spawn(
+        "clinicdesk",
+        Command::new(binary())
+            .arg("--profile")
+            .arg(profile.path())
+            .env("DISPLAY", &display.name)
+            .env_remove("WAYLAND_DISPLAY")
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env("CLINICDESK_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let stderr = app.take_stderr();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    wait_for("the task's notification", Duration::from_secs(30), || log.naming("Mrs Shevchenko") >= 1);
+    let conn = rusqlite::Connection::open(&replica).unwrap();
+    let status =
+        || -> String { conn.query_row("SELECT status FROM tasks WHERE title = ?", [title], |r| r.get(0)).unwrap() };
+    let dbus_send = require("dbus-send", "dbus-bin");
+    // Only the task's notification waits for an action, and its waiter hears
+    // only its own id (dunst counts them from 1 or 2). One signal at a time:
+    // notify-rust's waiter takes a new message stream after each signal not
+    // for it, and may lose one that arrived together with it.
+    let refused = || lines.lock().unwrap().iter().any(|l| l.contains("on a notification refused"));
+    let mut id = 0;
+    wait_for("\"Done\" to be answered", Duration::from_secs(20), || {
+        id = id % (log.total() as u32 + 2) + 1;
+        let sent = Command::new(&dbus_send)
+            .arg(format!("--bus={}", bus.address))
+            .args(["--type=signal", "/org/freedesktop/Notifications"])
+            .arg("org.freedesktop.Notifications.ActionInvoked")
+            .arg(format!("uint32:{id}"))
+            .arg("string:done")
+            .status()
+            .unwrap();
+        assert!(sent.success(), "dbus-send failed");
+        std::thread::sleep(Duration::from_millis(300));
+        refused() || status() != "open"
+    });
+    assert_eq!(status(), "open", "no right to work on tasks: \"Done\" does not close it");
+    assert!(app.is_running());
+}

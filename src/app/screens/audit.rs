@@ -10,8 +10,7 @@ use egui_extras::{Column, TableBuilder};
 use crate::app::widgets::{WARNING, enum_text, error_text_ui, format_time};
 use crate::app::{Env, Message};
 use crate::crm::{Millis, Right, parse_date, parse_local_datetime};
-use crate::sync::audit::{AuditEntry, AuditQuery};
-use crate::sync::tables::SYNCED_TABLES;
+use crate::services::{AuditEntry, AuditQuery, SYNCED_TABLES};
 
 const ROW_HEIGHT: f32 = 22.0;
 

@@ -3,10 +3,10 @@
 use egui::RichText;
 
 use crate::app::lists::PagedList;
-use crate::app::services::ListKind;
 use crate::app::widgets::{OVERDUE, enum_text, format_duration, format_time, paged_table_ui, phone_ui};
 use crate::app::{Action, Env};
 use crate::crm::{CallResult, Phone};
+use crate::services::ListKind;
 use crate::store::queries::{CallFilter, CallRow};
 
 #[derive(Default)]

@@ -3,10 +3,10 @@
 use egui::RichText;
 
 use crate::app::forms::Editor;
-use crate::app::services::{FormRef, Query};
 use crate::app::widgets::{GOOD, OVERDUE};
 use crate::app::{Action, Env};
 use crate::crm::{DealStatus, Right, format_amount};
+use crate::services::{FormRef, Query};
 use crate::store::queries::StageColumn;
 
 #[derive(Default)]

@@ -2,10 +2,10 @@
 
 use crate::app::forms::Editor;
 use crate::app::lists::PagedList;
-use crate::app::services::{FormRef, ListKind};
 use crate::app::widgets::{enum_text, format_time, paged_table_ui};
 use crate::app::{Action, Env};
 use crate::crm::{Phone, Right};
+use crate::services::{FormRef, ListKind};
 use crate::store::queries::{InquiryFilter, InquiryRow};
 
 #[derive(Default)]

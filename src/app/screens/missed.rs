@@ -4,10 +4,10 @@
 use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 
-use crate::app::services::Query;
 use crate::app::widgets::{GOOD, OVERDUE, WARNING, format_time};
 use crate::app::{Action, Env};
 use crate::crm::Phone;
+use crate::services::Query;
 use crate::store::calls::{Ageing, MissedCallRow};
 
 #[derive(Default)]

@@ -4,10 +4,10 @@
 use egui::RichText;
 
 use crate::app::forms::Editor;
-use crate::app::services::{FormRef, Query, Services};
 use crate::app::widgets::{OVERDUE, enum_text, format_duration, format_time, phone_ui};
 use crate::app::{Action, Env};
 use crate::crm::{Right, format_amount, phone::search_digits};
+use crate::services::{FormRef, Query, Services};
 use crate::store::queries::PersonHistory;
 use crate::store::search::PersonHit;
 

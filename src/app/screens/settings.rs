@@ -3,11 +3,11 @@
 
 use egui::RichText;
 
-use crate::app::services::{Command, Query, Services};
 use crate::app::widgets::{WARNING, choice_ui, enum_text, error_text_ui, field_ui};
 use crate::app::{Env, Message, SettingsChange};
 use crate::crm::{Country, FieldError, Right, TaskTemplateForm};
 use crate::i18n::Language;
+use crate::services::{Command, Query, Services};
 use crate::settings::{LocalSettings, SipTransport, UnavailableAnswer};
 use crate::store::queries::Dictionaries;
 

@@ -5,10 +5,10 @@ use egui::RichText;
 
 use crate::app::forms::Editor;
 use crate::app::lists::PagedList;
-use crate::app::services::{FormRef, ListKind};
 use crate::app::widgets::{OVERDUE, WARNING, enum_text, format_time, paged_table_ui};
 use crate::app::{Action, Env};
 use crate::crm::Right;
+use crate::services::{FormRef, ListKind};
 use crate::store::queries::{TaskFilter, TaskRow};
 
 #[derive(Default)]

@@ -4,9 +4,9 @@
 use egui::RichText;
 
 use crate::app::Env;
-use crate::app::services::{Command, Query};
 use crate::app::widgets::{GOOD, WARNING, enum_text, format_time};
 use crate::crm::{OperatorStatus, Right};
+use crate::services::{Command, Query};
 use crate::store::queries::{RightRow, TeamMember};
 
 #[derive(Default)]
