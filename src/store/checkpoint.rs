@@ -10,7 +10,6 @@
 //! PASSIVE mode: it never takes the write lock, so the writer never waits for
 //! it and it never waits for readers.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
