@@ -49,6 +49,7 @@ impl From<&StoreError> for Message {
             }
             StoreError::NotFound { what } => Message::new("err-not-found").with("what", what),
             StoreError::Sqlite(e) => Message::new("err-database").with("detail", e),
+            StoreError::Thread(e) => Message::new("err-replica-thread").with("detail", e),
         }
     }
 }

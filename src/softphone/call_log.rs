@@ -31,6 +31,15 @@ impl CallLog {
     pub fn start(mut replica: Replica) -> std::io::Result<CallLog> {
         let (tx, rx) = crossbeam_channel::unbounded::<FinishedCall>();
         let thread = std::thread::Builder::new().name("phone-call-log".into()).spawn(move || {
+            // The log's checkpoints on a thread of their own: a COMMIT never
+            // copies the WAL back while a call is being recorded.
+            let _checkpointer = match replica.checkpoint_in_background() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpoints stay inside the call log's commits");
+                    None
+                }
+            };
             for call in rx {
                 if let Err(e) = replica.record_call(&call) {
                     tracing::warn!(error = %e, "the call could not be logged in the replica");

@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod card;
+pub mod checkpoint;
 pub mod forms;
 pub mod history;
 pub mod import;
@@ -62,6 +63,10 @@ pub enum StoreError {
     NotFound { what: String },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "cannot start the replica's checkpoint thread ({0}); the system is short of resources, close other programs"
+    )]
+    Thread(std::io::Error),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -2,6 +2,7 @@
 //! Peers (Xvfb, D-Bus, gnome-keyring) are started by `harness` on this
 //! machine and stopped when the test ends.
 
+mod architecture;
 mod call_audio;
 mod card;
 mod cli;

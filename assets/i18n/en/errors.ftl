@@ -30,6 +30,7 @@ err-settings-io = Cannot read or write the settings file { $path }: { $detail }.
 err-not-found = { $what } was not found; it may have been deleted on another workstation.
 err-record-gone = This record no longer exists; it may have been deleted on another workstation.
 err-database = The local database reported an error: { $detail }
+err-replica-thread = Cannot start the local database's background thread ({ $detail }); the system is short of resources. Close other programs and start ClinicDesk again.
 err-unknown-user = There is no user with the login “{ $login }” in this clinic. Check “My login” in Settings.
 err-no-keyring = No keyring is available to keep the password (no Secret Service answered). Start or unlock the desktop keyring (e.g. gnome-keyring) and save again.
 err-keyring = The keyring refused to keep the password: { $detail }
