@@ -23,6 +23,15 @@ pub(super) fn writer_loop(
     stop: Receiver<()>,
     events: EventSink,
 ) {
+    // Checkpoints on a thread of their own: a COMMIT (a call being recorded
+    // while the next one rings) never copies the WAL back itself.
+    let _checkpointer = match replica.checkpoint_in_background() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoints stay inside the writer's commits");
+            None
+        }
+    };
     // Until the user is known, the rights of an operator.
     let mut rights = RoleCode::Operator.default_rights();
     let mut stopping = false;
