@@ -1,6 +1,6 @@
 //! Figures of the media engine (not pass/fail: numbers for the README and the issue).
 //!
-//! `cargo bench --bench media --profile dev -- [jitter|cpu|latency|offline]`
+//! `cargo bench --bench media --profile dev -- [jitter|cpu|latency|offline|codecs]`
 //! (the dev profile builds dependencies — libopus, rubato — at opt-level 2 and reuses the
 //! test build; our own code is unoptimised there, so the CPU figures are an upper bound).
 //!
@@ -10,6 +10,7 @@
 //! - `offline`: one endpoint's work for a 10 s Opus call (44.1 kHz device ↔ Opus both ways)
 //!   as fast as possible: run it under `valgrind --tool=callgrind` for instruction counts.
 //! - `latency`: send → play latency on loopback (source read to sink write, both sessions).
+//! - `codecs`: encode + decode of one 20 ms frame of each codec (criterion): PCMU, G.722, Opus.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,34 @@ fn main() {
     if wants("latency") {
         runtime.block_on(latency());
     }
+    if wants("codecs") {
+        codecs();
+    }
+}
+
+/// Encode + decode of one 20 ms frame of a 440 Hz tone, per codec, by criterion.
+fn codecs() {
+    let mut c = criterion::Criterion::default();
+    for (name, kind) in
+        [("PCMU", CodecKind::Pcmu), ("G.722", CodecKind::G722), ("Opus", CodecKind::Opus { stereo: false })]
+    {
+        let mut codec = kind.build(20).unwrap();
+        let rate = kind.sample_rate() as f32;
+        let pcm: Vec<i16> = (0..codec.frame_samples())
+            .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate).sin()) as i16)
+            .collect();
+        let (mut payload, mut out) = (Vec::with_capacity(1500), Vec::with_capacity(pcm.len()));
+        c.bench_function(&format!("{name} encode + decode 20 ms"), |b| {
+            b.iter(|| {
+                payload.clear();
+                out.clear();
+                codec.encode(std::hint::black_box(&pcm), &mut payload).unwrap();
+                codec.decode(&payload, &mut out).unwrap();
+                std::hint::black_box(&out);
+            })
+        });
+    }
+    c.final_summary();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ pub enum TransportArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CodecArg {
     Opus,
+    G722,
     Pcma,
     Pcmu,
 }
@@ -129,7 +130,7 @@ pub struct PhoneArgs {
     #[arg(long)]
     pub timings: bool,
     /// Codecs offered, in order of preference.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [CodecArg::Opus, CodecArg::Pcma, CodecArg::Pcmu])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [CodecArg::Opus, CodecArg::G722, CodecArg::Pcma, CodecArg::Pcmu])]
     pub codecs: Vec<CodecArg>,
 }
 
@@ -196,6 +197,7 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
     for c in &args.codecs {
         let codec = match c {
             CodecArg::Opus => Codec::Opus,
+            CodecArg::G722 => Codec::G722,
             CodecArg::Pcma => Codec::Pcma,
             CodecArg::Pcmu => Codec::Pcmu,
         };
@@ -204,7 +206,7 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
         }
     }
     if codecs.is_empty() {
-        bail!("--codecs needs at least one of opus, pcma, pcmu");
+        bail!("--codecs needs at least one of opus, g722, pcma, pcmu");
     }
     cfg.codecs = codecs;
     if let Some(listen) = args.listen {

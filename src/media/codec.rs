@@ -1,17 +1,23 @@
-//! Speech codecs behind one trait: G.711 μ-law/A-law (our own tables) and Opus (libopus
+//! Speech codecs behind one trait: G.711 μ-law/A-law (our own tables), G.722 (the
+//! `audio-codec` crate's pure-Rust port of the public-domain spandsp coder) and Opus (libopus
 //! through the `opus` crate).
 //!
 //! The jitter buffer drives decoding, so each codec also owns its loss concealment: Opus has
-//! PLC and in-band FEC built in; G.711 has none, so we repeat the last pitch period with a
-//! fade (the idea of ITU-T G.711 Appendix I) and overlap-add back into real audio so that a
-//! lost packet never clicks.
+//! PLC and in-band FEC built in; G.711 and G.722 have none, so we repeat the last pitch period
+//! with a fade (the idea of ITU-T G.711 Appendix I) and overlap-add back into real audio so
+//! that a lost packet never clicks.
+//!
+//! A codec has two clocks ([`MediaClock`]): the rate of its PCM and the rate its RTP
+//! timestamps count at. They are the same for every codec but G.722, whose 16 kHz audio is
+//! stamped at 8000 Hz (RFC 3551 §4.5.2). PCM lengths (frames, concealment) are counted in
+//! samples, RTP timestamps in ticks; [`MediaClock::ticks`] converts between them.
 
 use std::fmt;
 
 /// Why a codec could not be set up or could not handle a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
-    #[error("unsupported codec {name}/{rate}: offer opus/48000/2, PCMU/8000 or PCMA/8000")]
+    #[error("unsupported codec {name}/{rate}: offer opus/48000/2, G722/8000, PCMU/8000 or PCMA/8000")]
     Unsupported { name: String, rate: u32 },
     #[error("ptime {0} ms is not usable: use 10, 20, 40 or 60 ms")]
     BadPtime(u32),
@@ -23,6 +29,39 @@ pub enum CodecError {
     },
     #[error("a frame of {got} samples does not match the codec's {expected}")]
     FrameSize { got: usize, expected: usize },
+    #[error("G.722 {what}: {source}")]
+    G722 {
+        what: &'static str,
+        #[source]
+        source: audio_codec::CodecError,
+    },
+}
+
+/// The two clocks of a codec: the rate its PCM is sampled at, and the rate its RTP
+/// timestamps advance at. Equal for all codecs but G.722 (16000 and 8000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaClock {
+    /// PCM samples per second (what is encoded, decoded, resampled, concealed).
+    pub sample_rate: u32,
+    /// RTP timestamp units per second (what `a=rtpmap` says).
+    pub rtp_rate: u32,
+}
+
+impl MediaClock {
+    /// A codec whose RTP clock is its sample rate.
+    pub const fn same(rate: u32) -> MediaClock {
+        MediaClock { sample_rate: rate, rtp_rate: rate }
+    }
+
+    /// The RTP timestamp units that `samples` PCM samples span.
+    pub fn ticks(self, samples: usize) -> i64 {
+        samples as i64 * self.rtp_rate as i64 / self.sample_rate as i64
+    }
+
+    /// The PCM samples that `ticks` RTP timestamp units span.
+    pub fn samples(self, ticks: i64) -> i64 {
+        ticks * self.sample_rate as i64 / self.rtp_rate as i64
+    }
 }
 
 /// A codec as negotiated in SDP.
@@ -30,6 +69,8 @@ pub enum CodecError {
 pub enum CodecKind {
     Pcmu,
     Pcma,
+    /// G.722 at 64 kbit/s: 16 kHz audio under an 8000 Hz RTP clock, static payload type 9.
+    G722,
     /// `opus/48000/2`; `stereo` is the peer's `stereo=1` (it wants to receive stereo).
     Opus {
         stereo: bool,
@@ -42,17 +83,30 @@ impl CodecKind {
         match (name.to_ascii_lowercase().as_str(), clock_rate) {
             ("pcmu", 8000) => Ok(CodecKind::Pcmu),
             ("pcma", 8000) => Ok(CodecKind::Pcma),
+            ("g722", 8000) => Ok(CodecKind::G722),
             ("opus", 48000) => Ok(CodecKind::Opus { stereo: false }),
             _ => Err(CodecError::Unsupported { name: name.to_string(), rate: clock_rate }),
         }
     }
 
-    /// The RTP clock rate (also the PCM rate we encode and decode at).
-    pub fn clock_rate(self) -> u32 {
+    /// The codec's PCM rate and RTP clock.
+    pub fn clock(self) -> MediaClock {
         match self {
-            CodecKind::Pcmu | CodecKind::Pcma => 8000,
-            CodecKind::Opus { .. } => 48000,
+            CodecKind::Pcmu | CodecKind::Pcma => MediaClock::same(8000),
+            // RFC 3551 §4.5.2: an error of RFC 1890 kept for compatibility.
+            CodecKind::G722 => MediaClock { sample_rate: 16000, rtp_rate: 8000 },
+            CodecKind::Opus { .. } => MediaClock::same(48000),
         }
+    }
+
+    /// The RTP clock rate (timestamps, jitter figures, `a=rtpmap`).
+    pub fn clock_rate(self) -> u32 {
+        self.clock().rtp_rate
+    }
+
+    /// The PCM rate we encode and decode at (sound devices are resampled to it).
+    pub fn sample_rate(self) -> u32 {
+        self.clock().sample_rate
     }
 
     /// The static payload type, if the codec has one.
@@ -60,6 +114,7 @@ impl CodecKind {
         match self {
             CodecKind::Pcmu => Some(0),
             CodecKind::Pcma => Some(8),
+            CodecKind::G722 => Some(9),
             CodecKind::Opus { .. } => None,
         }
     }
@@ -69,10 +124,11 @@ impl CodecKind {
         if ![10, 20, 40, 60].contains(&ptime_ms) {
             return Err(CodecError::BadPtime(ptime_ms));
         }
-        let frame = (self.clock_rate() * ptime_ms / 1000) as usize;
+        let frame = (self.sample_rate() * ptime_ms / 1000) as usize;
         Ok(match self {
             CodecKind::Pcmu => Box::new(G711::new(G711Law::Mu, frame)),
             CodecKind::Pcma => Box::new(G711::new(G711Law::A, frame)),
+            CodecKind::G722 => Box::new(G722::new(frame)),
             CodecKind::Opus { stereo } => Box::new(Opus::new(frame, stereo)?),
         })
     }
@@ -83,22 +139,39 @@ impl fmt::Display for CodecKind {
         match self {
             CodecKind::Pcmu => f.write_str("PCMU/8000"),
             CodecKind::Pcma => f.write_str("PCMA/8000"),
+            CodecKind::G722 => f.write_str("G722/8000"),
             CodecKind::Opus { .. } => f.write_str("opus/48000/2"),
         }
     }
 }
 
 /// One call's codec: an encoder for what we send and a decoder (with concealment) for what
-/// we receive. PCM is mono 16-bit at `clock_rate()`.
+/// we receive. PCM is mono 16-bit at `sample_rate()`; lengths of PCM are in samples, RTP
+/// timestamps in ticks of `clock_rate()` (see [`MediaClock`]).
 pub trait Codec: Send {
     fn kind(&self) -> CodecKind;
 
-    fn clock_rate(&self) -> u32 {
-        self.kind().clock_rate()
+    fn clock(&self) -> MediaClock {
+        self.kind().clock()
     }
 
-    /// Samples in one frame we send (ptime).
+    /// The RTP clock rate.
+    fn clock_rate(&self) -> u32 {
+        self.clock().rtp_rate
+    }
+
+    /// The PCM rate.
+    fn sample_rate(&self) -> u32 {
+        self.clock().sample_rate
+    }
+
+    /// PCM samples in one frame we send (ptime).
     fn frame_samples(&self) -> usize;
+
+    /// RTP timestamp units one frame advances the stream by.
+    fn frame_ticks(&self) -> u32 {
+        self.clock().ticks(self.frame_samples()) as u32
+    }
 
     /// Encodes exactly one frame, appending the payload to `out` (which the caller clears).
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError>;
@@ -390,6 +463,70 @@ impl PitchConcealer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// G.722
+
+/// G.722 at 64 kbit/s (mode 1: 6 bits of low band, 2 of high band per byte, one byte per two
+/// 16 kHz samples), with pitch-repetition concealment at 16 kHz.
+pub struct G722 {
+    encoder: audio_codec::g722::G722Encoder,
+    decoder: audio_codec::g722::G722Decoder,
+    frame: usize,
+    plc: PitchConcealer,
+}
+
+impl G722 {
+    pub fn new(frame: usize) -> G722 {
+        G722 {
+            encoder: audio_codec::g722::G722Encoder::new(),
+            decoder: audio_codec::g722::G722Decoder::new(),
+            frame,
+            plc: PitchConcealer::new(16000),
+        }
+    }
+}
+
+impl Codec for G722 {
+    fn kind(&self) -> CodecKind {
+        CodecKind::G722
+    }
+
+    fn frame_samples(&self) -> usize {
+        self.frame
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        use audio_codec::Encoder as _;
+        let start = out.len();
+        out.resize(start + self.encoder.max_encode_bytes(pcm.len()), 0);
+        let result = self.encoder.encode_into(pcm, &mut out[start..]);
+        let n = result.map_err(|source| CodecError::G722 { what: "encoding", source });
+        out.truncate(start + n.as_ref().copied().unwrap_or(0));
+        n.map(|_| ())
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError> {
+        use audio_codec::Decoder as _;
+        let start = out.len();
+        out.resize(start + self.decoder.max_decode_samples(payload.len()), 0);
+        let n = match self.decoder.decode_into(payload, &mut out[start..]) {
+            Ok(n) => n,
+            Err(source) => {
+                out.truncate(start);
+                return Err(CodecError::G722 { what: "decoding", source });
+            }
+        };
+        out.truncate(start + n);
+        self.plc.after_good(&mut out[start..]);
+        Ok(n)
+    }
+
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) -> Result<(), CodecError> {
+        self.plc.conceal(samples, out);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Opus
 
 /// Opus at 48 kHz, 20 ms, voice mode, in-band FEC and DTX on.
@@ -655,6 +792,96 @@ mod tests {
         assert!(codec.encode(&source[..100], &mut Vec::new()).is_err());
         // Garbage from the network is an error, not a crash.
         let _ = codec.decode(&[0xff, 0xff, 0xff], &mut out);
+    }
+
+    /// The frequency of a tone from its zero crossings (interpolated), Hz.
+    fn zero_crossing_frequency(s: &[i16], rate: u32) -> f64 {
+        let mut crossings = Vec::new();
+        for (i, w) in s.windows(2).enumerate() {
+            let (a, b) = (w[0] as f64, w[1] as f64);
+            if a < 0.0 && b >= 0.0 {
+                crossings.push(i as f64 + -a / (b - a));
+            }
+        }
+        let (Some(first), Some(last)) = (crossings.first(), crossings.last()) else { return 0.0 };
+        (crossings.len() - 1) as f64 * rate as f64 / (last - first)
+    }
+
+    fn rms(s: &[i16]) -> f64 {
+        (s.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / s.len() as f64).sqrt()
+    }
+
+    /// Encodes `source` frame by frame and decodes every payload.
+    fn round_trip(codec: &mut dyn Codec, source: &[i16]) -> Vec<i16> {
+        let frame = codec.frame_samples();
+        let mut out = Vec::new();
+        let mut payload = Vec::new();
+        for chunk in source.chunks(frame) {
+            payload.clear();
+            codec.encode(chunk, &mut payload).unwrap();
+            assert_eq!(payload.len(), frame / 2, "64 kbit/s: a byte per two samples");
+            assert_eq!(codec.decode(&payload, &mut out).unwrap(), frame);
+        }
+        out
+    }
+
+    #[test]
+    fn g722_counts_16_khz_samples_under_an_8_khz_rtp_clock() {
+        assert_eq!(CodecKind::from_rtpmap("G722", 8000).unwrap(), CodecKind::G722);
+        assert!(CodecKind::from_rtpmap("G722", 16000).is_err());
+        assert_eq!(CodecKind::G722.static_payload_type(), Some(9));
+        assert_eq!(CodecKind::G722.to_string(), "G722/8000");
+        let codec = CodecKind::G722.build(20).unwrap();
+        assert_eq!((codec.sample_rate(), codec.clock_rate()), (16000, 8000));
+        assert_eq!(codec.frame_samples(), 320);
+        assert_eq!(codec.frame_ticks(), 160, "20 ms of G.722 is 160 timestamp units");
+        for kind in [CodecKind::Pcmu, CodecKind::Opus { stereo: false }] {
+            let c = kind.build(20).unwrap();
+            assert_eq!(c.frame_ticks() as usize, c.frame_samples(), "{kind}");
+        }
+        assert_eq!(CodecKind::G722.clock().samples(160), 320);
+    }
+
+    #[test]
+    fn g722_keeps_a_tone_s_frequency_and_level() {
+        // 1 kHz, and 5 and 6 kHz: tones no 8 kHz codec can carry.
+        for freq in [1000.0, 5000.0, 6000.0] {
+            let mut codec = CodecKind::G722.build(20).unwrap();
+            let source = tone(freq, 16000, 320 * 25, 8000.0);
+            let out = round_trip(codec.as_mut(), &source);
+            // Skip the first 100 ms: the ADPCM predictors and QMF filters settle.
+            let steady = &out[1600..];
+            let f = zero_crossing_frequency(steady, 16000);
+            assert!((f - freq as f64).abs() < freq as f64 * 0.01, "{freq} Hz came back at {f} Hz");
+            let (got, want) = (rms(steady), rms(&source[1600..]));
+            assert!(got > want * 0.8 && got < want * 1.2, "{freq} Hz: rms {got} for {want}");
+        }
+    }
+
+    #[test]
+    fn g722_concealment_continues_the_tone_and_fades() {
+        let mut codec = CodecKind::G722.build(20).unwrap();
+        let source = tone(440.0, 16000, 320 * 10, 8000.0);
+        let mut out = Vec::new();
+        let mut payload = Vec::new();
+        for (i, frame) in source.chunks(320).enumerate() {
+            payload.clear();
+            codec.encode(frame, &mut payload).unwrap();
+            if i == 5 {
+                codec.conceal(320, &mut out).unwrap();
+            } else {
+                codec.decode(&payload, &mut out).unwrap();
+            }
+        }
+        assert_eq!(out.len(), source.len());
+        // The concealed frame carries the tone on at about its level.
+        assert!(rms(&out[1600..1760]) > 4000.0, "{}", rms(&out[1600..1760]));
+        for _ in 0..4 {
+            codec.conceal(320, &mut out).unwrap();
+        }
+        assert!(out[out.len() - 320..].iter().all(|&s| s == 0), "60 ms of loss ends in silence");
+        // An odd byte count from the network is decoded, not a crash.
+        assert_eq!(codec.decode(&[0xff; 3], &mut out).unwrap(), 6);
     }
 
     #[test]

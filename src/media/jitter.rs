@@ -10,11 +10,15 @@
 //! and shrinks by merging two frames into one with a cross-fade (preferably in quiet audio),
 //! so neither clicks. A frame that is missing at its turn is recovered from the next packet's
 //! FEC when the codec has it, or concealed.
+//!
+//! Two units meet here: packets are keyed and scheduled by RTP timestamp (ticks of the
+//! stream's clock), audio is counted in PCM samples. They differ for G.722 (two samples a
+//! tick), so every step from one to the other goes through [`MediaClock`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::codec::Codec;
+use super::codec::{Codec, MediaClock};
 use super::rtp::{SequenceUnwrapper, TimestampUnwrapper};
 
 /// Tunables; the defaults suit 20 ms speech frames.
@@ -22,7 +26,9 @@ use super::rtp::{SequenceUnwrapper, TimestampUnwrapper};
 pub struct JitterConfig {
     /// RTP clock rate of the stream.
     pub clock_rate: u32,
-    /// Samples per output frame (20 ms at the clock rate).
+    /// PCM rate of the decoded audio (the clock rate but for G.722).
+    pub sample_rate: u32,
+    /// PCM samples per output frame (20 ms at the sample rate).
     pub frame_samples: usize,
     /// How long transit observations count for the percentile.
     pub window: Duration,
@@ -35,9 +41,16 @@ pub struct JitterConfig {
 }
 
 impl JitterConfig {
+    /// A stream whose RTP clock is its sample rate.
     pub fn new(clock_rate: u32, frame_samples: usize) -> JitterConfig {
+        JitterConfig::with_clock(MediaClock::same(clock_rate), frame_samples)
+    }
+
+    /// A stream of a codec with these clocks (see [`MediaClock`]).
+    pub fn with_clock(clock: MediaClock, frame_samples: usize) -> JitterConfig {
         JitterConfig {
-            clock_rate,
+            clock_rate: clock.rtp_rate,
+            sample_rate: clock.sample_rate,
             frame_samples,
             window: Duration::from_secs(3),
             margin_ms: 5.0,
@@ -180,7 +193,12 @@ impl JitterBuffer {
     }
 
     fn frame_ms(&self) -> f64 {
-        self.cfg.frame_samples as f64 * 1000.0 / self.cfg.clock_rate as f64
+        self.cfg.frame_samples as f64 * 1000.0 / self.cfg.sample_rate as f64
+    }
+
+    /// The RTP timestamp units that `samples` of PCM span.
+    fn ticks(&self, samples: usize) -> i64 {
+        MediaClock { sample_rate: self.cfg.sample_rate, rtp_rate: self.cfg.clock_rate }.ticks(samples)
     }
 
     fn ts_ms(&self, ts: i64) -> f64 {
@@ -314,7 +332,7 @@ impl JitterBuffer {
         let epoch = self.epoch.unwrap_or(now);
         let now_ms = now.saturating_duration_since(epoch).as_secs_f64() * 1000.0;
         // Audio already decoded but not yet played counts as not yet played.
-        let playing_ts = next - self.ready.len() as i64;
+        let playing_ts = next - self.ticks(self.ready.len());
         self.delay_ms = now_ms - (self.ts_ms(playing_ts) + self.min_transit);
         self.frames_since_shrink = self.frames_since_shrink.saturating_add(1);
 
@@ -355,8 +373,10 @@ impl JitterBuffer {
     fn fill(&mut self, codec: &mut dyn Codec, frame: usize, fec_extra: f64) -> Playout {
         let frame_ms = self.frame_ms();
         let Some(mut next) = self.next_ts else { return Playout::Idle };
+        // The frame's length on the timestamp axis.
+        let frame_ts = self.ticks(frame);
         if !self.packets.contains_key(&next)
-            && let Some((&ahead, _)) = self.packets.range(next + 1..next + frame as i64).next()
+            && let Some((&ahead, _)) = self.packets.range(next + 1..next + frame_ts).next()
         {
             // The sender's timestamps stepped forward by other than whole frames
             // (same SSRC): no packet would ever sit exactly at the playout point
@@ -383,12 +403,11 @@ impl JitterBuffer {
             return if self.started { Playout::Stretched } else { Playout::Idle };
         }
         // Too much delay: merge two frames into one, in quiet audio or now and then.
-        let frame_i = frame as i64;
         if self.started
             && self.delay_ms - frame_ms >= target + 5.0
             && (self.last_quiet || self.frames_since_shrink >= SHRINK_SPACING)
             && self.packets.contains_key(&next)
-            && self.packets.contains_key(&(next + frame_i))
+            && self.packets.contains_key(&(next + frame_ts))
             && self.shrink(codec, next, frame)
         {
             self.frames_since_shrink = 0;
@@ -400,7 +419,7 @@ impl JitterBuffer {
                 Ok(n) if n > 0 => {
                     self.started = true;
                     self.last_played_seq = Some(stored.seq);
-                    self.next_ts = Some(next + n as i64);
+                    self.next_ts = Some(next + self.ticks(n));
                     self.ready.extend(self.decoded.iter().copied());
                     return Playout::Normal;
                 }
@@ -410,14 +429,14 @@ impl JitterBuffer {
                 }
             }
         }
-        self.next_ts = Some(next + frame_i);
+        self.next_ts = Some(next + frame_ts);
         if !self.started {
             self.ready.extend(std::iter::repeat_n(0, frame));
             return Playout::Idle;
         }
         let later_seq = self.packets.range(next + 1..).next().map(|(_, p)| p.seq);
         let paused = matches!((later_seq, self.last_played_seq), (Some(l), Some(p)) if l == p + 1);
-        if !paused && let Some(following) = self.packets.get(&(next + frame_i)) {
+        if !paused && let Some(following) = self.packets.get(&(next + frame_ts)) {
             if let Ok(true) = codec.decode_fec(&following.payload, frame, &mut self.decoded) {
                 self.ready.extend(self.decoded.iter().copied());
                 return Playout::Fec;
@@ -438,7 +457,8 @@ impl JitterBuffer {
     }
 
     fn shrink(&mut self, codec: &mut dyn Codec, next: i64, frame: usize) -> bool {
-        let (Some(a), Some(b)) = (self.packets.remove(&next), self.packets.remove(&(next + frame as i64))) else {
+        let frame_ts = self.ticks(frame);
+        let (Some(a), Some(b)) = (self.packets.remove(&next), self.packets.remove(&(next + frame_ts))) else {
             return false;
         };
         self.decoded.clear();
@@ -447,7 +467,7 @@ impl JitterBuffer {
         let ok_b = matches!(codec.decode(&b.payload, &mut self.second), Ok(n) if n == frame);
         if !(ok_a && ok_b) {
             // Odd packet sizes: fall back to playing what decoded, without merging.
-            self.next_ts = Some(next + 2 * frame as i64);
+            self.next_ts = Some(next + 2 * frame_ts);
             self.decoded.extend_from_slice(&self.second);
             self.ready.extend(self.decoded.iter().copied());
             return true;
@@ -457,7 +477,7 @@ impl JitterBuffer {
             let w = (i as f32 + 0.5) / frame as f32;
             self.ready.push_back((*x as f32 * (1.0 - w) + *y as f32 * w) as i16);
         }
-        self.next_ts = Some(next + 2 * frame as i64);
+        self.next_ts = Some(next + 2 * frame_ts);
         true
     }
 }
@@ -490,7 +510,7 @@ mod tests {
         fn new(kind: CodecKind, seconds: usize) -> Sim {
             let mut encoder = kind.build(20).unwrap();
             let frame = encoder.frame_samples();
-            let rate = kind.clock_rate() as f32;
+            let rate = kind.sample_rate() as f32;
             let frames = seconds * 50;
             let payloads = (0..frames)
                 .map(|f| {
@@ -507,7 +527,7 @@ mod tests {
                 .collect();
             Sim {
                 codec: kind.build(20).unwrap(),
-                jb: JitterBuffer::new(JitterConfig::new(kind.clock_rate(), frame)),
+                jb: JitterBuffer::new(JitterConfig::with_clock(kind.clock(), frame)),
                 start: Instant::now(),
                 payloads,
                 out: Vec::new(),
@@ -519,7 +539,7 @@ mod tests {
         /// Runs the schedule: packet `i` arrives at `arrival(i)` ms (None = lost); the
         /// playout ticks every 20 ms starting 7 ms after the first send.
         fn run(&mut self, arrival: impl Fn(usize) -> Option<f64>) {
-            let frame = self.codec.frame_samples() as u32;
+            let frame = self.codec.frame_ticks();
             let mut events: Vec<(f64, usize)> =
                 (0..self.payloads.len()).filter_map(|i| arrival(i).map(|t| (t, i))).collect();
             events.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -623,6 +643,23 @@ mod tests {
         let missing = stats.frames_concealed + stats.frames_underrun;
         assert!(missing <= dropped.len() as u64 + 3, "{stats:?} dropped {}", dropped.len());
         assert!(sim.longest_silence_ms(8000) <= 20.0, "gap {} ms", sim.longest_silence_ms(8000));
+    }
+
+    /// G.722: packets 160 timestamp units apart carry 320 samples each. Counting one in the
+    /// other's unit would play every packet as "late" or stretch a 20 ms gap after each.
+    #[test]
+    fn g722_timestamps_and_samples_are_kept_apart() {
+        let mut sim = Sim::new(CodecKind::G722, 20);
+        let mut rng = Lcg(11);
+        let jitter: Vec<f64> = (0..1000).map(|_| rng.next() * 10.0).collect();
+        sim.run(|i| if i % 50 == 25 { None } else { Some(20.0 * i as f64 + 3.0 + jitter[i]) });
+        let stats = sim.jb.stats();
+        assert_eq!(sim.out.len(), sim.kinds.len() * 320, "a frame is 320 samples");
+        assert!(stats.packets_late < 10, "{stats:?}");
+        assert_eq!(stats.longest_concealment, 1, "{stats:?}");
+        assert!(stats.frames_played >= 900, "{stats:?}");
+        assert!(sim.mean_delay(5.0, 19.0) <= 40.0, "delay {}", sim.mean_delay(5.0, 19.0));
+        assert!(sim.longest_silence_ms(16000) <= 20.0, "gap {} ms", sim.longest_silence_ms(16000));
     }
 
     #[test]

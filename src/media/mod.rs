@@ -2,13 +2,13 @@
 //!
 //! The operator wears a headset all day, so the sound must be clear, immediate and never
 //! drop out: an adaptive jitter buffer keeps the delay as small as the network allows, loss is
-//! concealed (Opus PLC/FEC, pitch repetition for G.711), and a headset unplugged mid-call is
+//! concealed (Opus PLC/FEC, pitch repetition for G.711 and G.722), and a headset unplugged mid-call is
 //! replaced by the default device while the call goes on.
 //!
 //! | File | Owns |
 //! |---|---|
 //! | `rtp.rs` | RTP/RTCP packets (RFC 3550), sequence extension, loss/jitter/RTT statistics |
-//! | `codec.rs` | the `Codec` trait; PCMU, PCMA (own tables) and Opus; G.711 concealment |
+//! | `codec.rs` | the `Codec` trait and `MediaClock` (PCM rate vs RTP clock); PCMU, PCMA (own tables), G.722 and Opus; pitch concealment |
 //! | `jitter.rs` | the adaptive jitter buffer and playout |
 //! | `dtmf.rs` | RFC 4733 telephone-events, sending and receiving |
 //! | `resample.rs` | rate conversion device ↔ codec (rubato) |
@@ -63,7 +63,7 @@ pub use audio::{
     AudioSink, AudioSource, DeviceDirection, DeviceEvent, MemorySink, MemorySource, NullSink, NullSource, TeeSource,
     TonePattern, TonePlayer, ToneSource, play_tone,
 };
-pub use codec::{Codec, CodecKind};
+pub use codec::{Codec, CodecKind, MediaClock};
 pub use device::{DeviceError, DeviceSink, DeviceSource, list_devices, open_devices};
 pub use session::{
     CallStats, Direction, MediaConfig, MediaEvent, MediaHandle, MediaSession, Quality, RtpSockets, bind_rtp,

@@ -429,8 +429,10 @@ struct Engine {
     socket_error_reported: bool,
 }
 
-/// What an engine builds from its codec (clock rate and frame): made once
-/// by [`Engine::new`] and again by `switch_codec`, all or nothing.
+/// What an engine builds from its codec (its two clocks and frame): made once
+/// by [`Engine::new`] and again by `switch_codec`, all or nothing. Audio
+/// (resamplers, frames) runs at the codec's sample rate; RTP (receive
+/// statistics, timestamps) at its clock rate — they differ for G.722.
 struct CodecParts {
     capture_resampler: Resampler,
     playback_resampler: Resampler,
@@ -447,13 +449,13 @@ impl CodecParts {
         telephone_event: Option<(u8, u32)>,
         ptime_ms: u32,
     ) -> Result<CodecParts, MediaError> {
-        let rate = codec.clock_rate();
+        let rate = codec.sample_rate();
         let frame = codec.frame_samples();
         Ok(CodecParts {
             capture_resampler: Resampler::new(source.sample_rate(), rate)?,
             playback_resampler: Resampler::new(rate, sink.sample_rate())?,
-            jitter: JitterBuffer::new(JitterConfig::new(rate, frame)),
-            rx_stats: ReceiveStatistics::new(rate),
+            jitter: JitterBuffer::new(JitterConfig::with_clock(codec.clock(), frame)),
+            rx_stats: ReceiveStatistics::new(codec.clock_rate()),
             dtmf_out: DtmfSender::new(telephone_event.map_or(8000, |(_, clock)| clock), ptime_ms),
         })
     }
@@ -723,7 +725,7 @@ impl Engine {
         let rate = self.source.sample_rate();
         if rate != self.capture_resampler.input_rate() {
             // The device was replaced by one at another rate.
-            match Resampler::new(rate, self.codec.clock_rate()) {
+            match Resampler::new(rate, self.codec.sample_rate()) {
                 Ok(r) => self.capture_resampler = r,
                 Err(e) => self.emit(MediaEvent::Error(e.to_string())),
             }
@@ -761,7 +763,7 @@ impl Engine {
 
         // Send.
         self.capture_frame();
-        let frame = self.codec.frame_samples() as u32;
+        let frame = self.codec.frame_samples();
         if self.config.direction.sends() {
             let te = self.config.telephone_event;
             match (te, self.dtmf_out.tick(self.timestamp)) {
@@ -788,18 +790,19 @@ impl Engine {
                 }
             }
         }
-        self.timestamp = self.timestamp.wrapping_add(frame);
+        // RTP time moves by the frame's ticks, not its samples (half of them for G.722).
+        self.timestamp = self.timestamp.wrapping_add(self.codec.frame_ticks());
 
         // Play.
         self.pcm_in.clear();
         if self.config.direction.receives() {
             self.jitter.pop(now, self.codec.as_mut(), &mut self.pcm_in);
         } else {
-            self.pcm_in.resize(frame as usize, 0);
+            self.pcm_in.resize(frame, 0);
         }
         let out_rate = self.sink.sample_rate();
         if out_rate != self.playback_resampler.output_rate() {
-            match Resampler::new(self.codec.clock_rate(), out_rate) {
+            match Resampler::new(self.codec.sample_rate(), out_rate) {
                 Ok(r) => self.playback_resampler = r,
                 Err(e) => self.emit(MediaEvent::Error(e.to_string())),
             }

@@ -1,6 +1,12 @@
 //! SDP (RFC 4566) and the RFC 3264 offer/answer model for the one audio
-//! stream of a call: Opus/48000/2, PCMA/8000, PCMU/8000 and
-//! telephone-event (RFC 4733) at the audio codec's clock rate.
+//! stream of a call: Opus/48000/2, G722/8000 (16 kHz audio under an 8000 Hz
+//! RTP clock, RFC 3551 §4.5.2), PCMA/8000, PCMU/8000 and telephone-event
+//! (RFC 4733) at the audio codec's clock rate.
+//!
+//! We offer in [`Codec::PREFERENCE`] order — Opus (the best, where the peer
+//! has it), G.722 (wideband, what desk phones and Asterisk have), then G.711 —
+//! and answer with the first codec of the offer's order that we do, so a desk
+//! phone that offers G.722 first gets G.722.
 //!
 //! The user agent calls:
 //! - [`build_offer`] for an outgoing INVITE (or a re-INVITE: bump the version,
@@ -178,6 +184,8 @@ impl PayloadFormat {
 pub enum Codec {
     /// Opus/48000/2 (RFC 7587).
     Opus,
+    /// G.722, static payload type 9, rtpmap `G722/8000` (its audio is 16 kHz).
+    G722,
     /// G.711 μ-law, static payload type 0.
     Pcmu,
     /// G.711 A-law, static payload type 8.
@@ -185,9 +193,14 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// What we offer, best first: Opus, G.722, then G.711 (A-law before μ-law: A-law
+    /// is the G.711 of Europe, Russia and Ukraine).
+    pub const PREFERENCE: [Codec; 4] = [Codec::Opus, Codec::G722, Codec::Pcma, Codec::Pcmu];
+
     fn encoding(self) -> &'static str {
         match self {
             Codec::Opus => "opus",
+            Codec::G722 => "G722",
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
         }
@@ -196,7 +209,8 @@ impl Codec {
     fn clock_rate(self) -> u32 {
         match self {
             Codec::Opus => 48000,
-            Codec::Pcmu | Codec::Pcma => 8000,
+            // The RTP clock, not the sample rate (RFC 3551 §4.5.2).
+            Codec::G722 | Codec::Pcmu | Codec::Pcma => 8000,
         }
     }
 
@@ -208,6 +222,7 @@ impl Codec {
     fn offer_pt(self) -> u8 {
         match self {
             Codec::Opus => 111,
+            Codec::G722 => 9,
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
         }
@@ -249,7 +264,7 @@ pub struct AudioConfig {
 impl Default for AudioConfig {
     fn default() -> AudioConfig {
         AudioConfig {
-            codecs: vec![Codec::Opus, Codec::Pcma, Codec::Pcmu],
+            codecs: Codec::PREFERENCE.to_vec(),
             telephone_event: true,
             ptime: 20,
             direction: Direction::SendRecv,
@@ -756,7 +771,8 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n",
         let offer = build_offer(&local(), &AudioConfig::default());
         let text = offer.to_string();
         assert!(text.contains("c=IN IP4 192.0.2.10\r\n"), "{text}");
-        assert!(text.contains("m=audio 40000 RTP/AVP 111 8 0 101\r\n"), "{text}");
+        assert!(text.contains("m=audio 40000 RTP/AVP 111 9 8 0 101\r\n"), "{text}");
+        assert!(text.contains("a=rtpmap:9 G722/8000\r\n"), "{text}");
         assert!(text.contains("a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1;usedtx=1\r\n"), "{text}");
         assert!(text.contains("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"), "{text}");
         assert!(!text.contains("telephone-event/48000"), "{text}");
@@ -788,6 +804,34 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n",
         assert_eq!((agreed.codec.pt, agreed.codec.fmtp.as_deref()), (96, Some("useinbandfec=1;usedtx=1")));
         assert_eq!(agreed.telephone_event.unwrap().pt, 97);
         assert!(answer.to_string().contains("a=rtpmap:96 opus/48000/2\r\n"));
+    }
+
+    /// What a desk phone (and Asterisk with `allow=g722,ulaw,alaw`) offers: G.722 first,
+    /// under its static number, with only the static types listed.
+    #[test]
+    fn a_g722_first_offer_gets_g722_at_its_8000_hz_rtp_clock() {
+        let desk_phone = "v=0\r\no=- 7 7 IN IP4 198.51.100.9\r\ns=-\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\n\
+m=audio 5004 RTP/AVP 9 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
+        let offer = SessionDescription::parse(desk_phone.as_bytes()).unwrap();
+        let (answer, agreed) = answer_offer(&offer, &local(), &AudioConfig::default()).unwrap();
+        assert_eq!((agreed.codec.pt, agreed.codec.encoding.as_str(), agreed.codec.clock_rate), (9, "G722", 8000));
+        // telephone-event runs at the codec's RTP clock, 8000, not the 16 kHz of its audio.
+        assert_eq!(agreed.telephone_event.as_ref().map(|t| (t.pt, t.clock_rate)), Some((101, 8000)));
+        let text = answer.to_string();
+        assert!(text.contains("m=audio 40000 RTP/AVP 9 101\r\na=rtpmap:9 G722/8000\r\n"), "{text}");
+        // The media engine takes it as 16 kHz audio under an 8000 Hz clock.
+        let kind = crate::media::CodecKind::from_rtpmap(&agreed.codec.encoding, agreed.codec.clock_rate).unwrap();
+        assert_eq!((kind.sample_rate(), kind.clock_rate()), (16000, 8000));
+        // Offered after G.711, G.722 is not taken: the offer's order rules.
+        let g711_first = desk_phone.replace("RTP/AVP 9 0 8 101", "RTP/AVP 0 9 101");
+        let offer = SessionDescription::parse(g711_first.as_bytes()).unwrap();
+        assert_eq!(answer_offer(&offer, &local(), &AudioConfig::default()).unwrap().1.codec.pt, 0);
+        // Our G.722-first offer, answered with G.722, is read back as G.722.
+        let g722_only = AudioConfig { codecs: vec![Codec::G722, Codec::Pcmu], ..AudioConfig::default() };
+        let ours = build_offer(&local(), &g722_only);
+        let (answer, _) = answer_offer(&ours, &local(), &AudioConfig::default()).unwrap();
+        let accepted = accept_answer(&ours, &answer).unwrap();
+        assert_eq!((accepted.codec.pt, accepted.codec.encoding.as_str()), (9, "G722"));
     }
 
     #[test]

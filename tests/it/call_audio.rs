@@ -4,6 +4,9 @@
 //! (baresip's own dump of the decoded sound stops at the first re-INVITE,
 //! which is where hold begins.)
 //!
+//! G.722 is what desk phones and Asterisk offer first: wideband sound, which
+//! a tone above 4 kHz (beyond any 8 kHz codec) proves end to end.
+//!
 //! Hold is a privacy matter: the held party must hear nothing of the
 //! operator's microphone, whether the operator pressed hold or answered a
 //! waiting call (which holds the first).
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use super::harness::{Peer, require};
+use super::harness::{Peer, require, wait_for};
 use super::media::{Pulse, active, longest_gap_ms, read_wav, tone_frequency};
 use super::sip::{Baresip, Kamailio, Phone, assert_sipp_passed, free_port, kamailio_phone, scenario, sipp, write_tone};
 
@@ -232,4 +235,60 @@ fn the_sound_goes_on_through_codec_changes_by_reinvite() {
     // 3 × 2.5 s, less the start and the end `active` leaves out.
     assert!(seconds >= 5.5, "only {seconds} s of sound: it stopped at a codec change");
     assert!(gap <= 250.0, "a silent gap of {gap} ms at a codec change");
+}
+
+/// A desk phone that does G.722 only (baresip with its G.722 module alone, sound
+/// at 16 kHz) calls the phone, which answers with G.722 and plays 5 kHz; the desk
+/// phone plays 6 kHz. Neither tone fits in 8 kHz G.711 (nothing above 4 kHz),
+/// so each side hearing the other's shows the whole path is wideband: our
+/// encoder and timestamps at baresip's (spandsp's) decoder, and back.
+#[test]
+fn a_g722_desk_phone_and_the_phone_hear_each_other_in_wideband() {
+    const OURS: f32 = 5000.0;
+    const THEIRS: f32 = 6000.0;
+    let dir = tempfile::tempdir().unwrap();
+    let kamailio = Kamailio::start(dir.path());
+    let (ours, theirs) = (dir.path().join("ours.wav"), dir.path().join("theirs.wav"));
+    write_tone(&ours, OURS, 16000, 120.0);
+    write_tone(&theirs, THEIRS, 16000, 120.0);
+    let heard = dir.path().join("heard.wav");
+    let (play, record) = (ours.display().to_string(), heard.display().to_string());
+    // The phone's default codecs (Opus, G.722, G.711): the desk phone's offer decides.
+    let mut phone = kamailio_phone(dir.path(), &kamailio, &["--play", &play, "--record", &record]);
+    // Its G.722 module alone: baresip 1.0 has no global codec filter.
+    let g722_only = "ausrc_srate 16000\nauplay_srate 16000\nmodule g722.so\n";
+    let mut desk = Baresip::start_with_audio(dir.path(), &kamailio.server(), "200", &theirs, false, &[], g722_only);
+    desk.command("dial", &format!("sip:100@{}", kamailio.server()));
+    let id = phone.event("incoming")["call_id"].as_str().unwrap().to_owned();
+    phone.send(&format!("answer {id}"));
+    phone.call_event("answered", &id);
+    desk.event("CALL_ESTABLISHED");
+
+    // Until both sides have decoded 4 s of the call (16-bit samples at 16 kHz).
+    let four_seconds = 4 * 16000 * 2;
+    let desk_dump = dir.path().join("baresip-200/recordings");
+    let dumped = || {
+        std::fs::read_dir(&desk_dump).into_iter().flatten().flatten().any(|e| {
+            e.path().to_string_lossy().ends_with("-dec.wav") && e.metadata().is_ok_and(|m| m.len() > four_seconds)
+        })
+    };
+    let recorded = || std::fs::metadata(&heard).is_ok_and(|m| m.len() > four_seconds);
+    wait_for("4 s of the call on both sides", Duration::from_secs(60), || dumped() && recorded());
+    phone.send(&format!("hangup {id}"));
+    let ended = phone.call_event("ended", &id);
+    assert_eq!(ended["media"]["codec"], "G722/8000", "{ended}");
+    assert!(ended["media"]["packets_received"].as_u64().unwrap() > 150, "{ended}");
+    desk.event("CALL_CLOSED");
+    assert!(phone.quit().success());
+
+    for (what, path, sent) in [("the desk phone", desk.received_recording(), OURS), ("we", heard, THEIRS)] {
+        let (samples, rate) = read_wav(&path);
+        assert!(rate >= 16000, "{what} recorded at {rate} Hz: no room for {sent} Hz");
+        let tone = active(&samples, rate);
+        let f = tone_frequency(tone, rate);
+        eprintln!("{what} heard {f:.1} Hz for {:.1} s ({sent} Hz sent)", tone.len() as f32 / rate as f32);
+        // ±1 %: G.711 would have carried nothing of it at all.
+        assert!((f - sent).abs() <= sent / 100.0, "{what} heard {f} Hz where {sent} Hz was sent");
+        assert!(tone.len() >= rate as usize * 2, "{what} heard only {} samples of tone", tone.len());
+    }
 }

@@ -195,6 +195,12 @@ async fn a_tone_crosses_both_ways_with_pcma() {
     tone_both_ways(CodecKind::Pcma).await;
 }
 
+/// G.722: 16 kHz audio under an 8000 Hz RTP clock, resampled from and to other rates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tone_crosses_both_ways_with_g722() {
+    tone_both_ways(CodecKind::G722).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tone_crosses_both_ways_with_opus() {
     tone_both_ways(CodecKind::Opus { stereo: false }).await;
@@ -218,7 +224,8 @@ async fn next_digits(events: &mut UnboundedReceiver<MediaEvent>, count: usize) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtmf_digits_arrive_once_each_in_order_both_ways() {
-    for codec in [CodecKind::Pcmu, CodecKind::Opus { stereo: false }] {
+    // telephone-event/8000 beside G.722 runs at its RTP clock, beside Opus at another one.
+    for codec in [CodecKind::Pcmu, CodecKind::G722, CodecKind::Opus { stereo: false }] {
         let (sa, sb) = pair().await;
         let (addr_a, addr_b) = (addr(&sa), addr(&sb));
         let tone = |f| Box::new(ToneSource::new(TonePattern::steady(f, 0.3), 48000));

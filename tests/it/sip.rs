@@ -869,6 +869,20 @@ impl Baresip {
         auto_answer: bool,
         sound: &[(String, String)],
     ) -> Baresip {
+        let narrowband = "ausrc_srate 8000\nauplay_srate 8000\nmodule g711.so\nmodule opus.so\n";
+        Baresip::start_with_audio(dir, server, user, tone, auto_answer, sound, narrowband)
+    }
+
+    /// The same with `audio`: its sample rates and codec modules (config lines).
+    pub(crate) fn start_with_audio(
+        dir: &Path,
+        server: &str,
+        user: &str,
+        tone: &Path,
+        auto_answer: bool,
+        sound: &[(String, String)],
+        audio: &str,
+    ) -> Baresip {
         let player = if sound.is_empty() { "null" } else { "pulse" };
         let bin = require("baresip", "baresip-core");
         let conf = dir.join(format!("baresip-{user}"));
@@ -880,9 +894,9 @@ impl Baresip {
         let rtp = 2_000 + (free_port() - 12_000) / 10 % 180 * 50;
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\nsip_trans_def udp\n\
-             audio_source aufile,{}\naudio_player alsa,{player}\naudio_alert alsa,null\nausrc_srate 8000\n\
-             auplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\n\
-             module g711.so\nmodule opus.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\nsnd_path {}\n\
+             audio_source aufile,{}\naudio_player alsa,{player}\naudio_alert alsa,null\n\
+             ausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\n{audio}\
+             module aufile.so\nmodule alsa.so\nmodule sndfile.so\nsnd_path {}\n\
              module_app account.so\nmodule_app contact.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\n\
              ctrl_tcp_listen 127.0.0.1:{ctrl_port}\nrtp_ports {rtp}-{}\n",
             tone.display(),

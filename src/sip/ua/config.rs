@@ -125,7 +125,7 @@ impl Default for UaConfig {
             audio: AudioChoice::Silent,
             auto_answer: None,
             when_in_call: WhenInCall::Ring,
-            codecs: vec![Codec::Opus, Codec::Pcma, Codec::Pcmu],
+            codecs: Codec::PREFERENCE.to_vec(),
             timers: Timers::default(),
             register_expires: 600,
             keepalive: Duration::from_secs(25),

@@ -78,7 +78,7 @@ impl Ua {
                 return;
             }
         };
-        let rate = config.codec.clock_rate();
+        let rate = config.codec.sample_rate();
         let ends = match ringback {
             Some((player, source)) => match player.stop().await {
                 Some(sink) => Ok((source, sink)),
