@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use super::call::*;
 use super::{AudioChoice, Ua};
 use crate::media::{
-    AudioSink, AudioSource, MediaError, MediaSession, NullSink, NullSource, RtpSockets, TeeSource, TonePattern,
-    WavSink, WavSource, bind_rtp, open_devices, play_tone,
+    AudioSink, AudioSource, DeviceError, MediaError, MediaSession, NullSink, NullSource, RtpSockets, TeeSource,
+    TonePattern, WavSink, WavSource, bind_rtp, open_devices, play_tone,
 };
 use crate::sip::phone::{EndReason, PhoneEvent};
 use crate::sip::sdp::{AudioConfig, Direction, LocalMedia, NegotiatedAudio, SessionDescription};
@@ -18,31 +18,14 @@ impl Ua {
         AudioConfig { codecs: self.cfg.codecs.clone(), telephone_event: true, ptime: 20, direction, in_use: None }
     }
 
-    /// The microphone and headset (or files, or nothing) for a call's media at `rate`.
-    pub(super) fn audio_ends(&self, index: u32, rate: u32) -> Result<AudioEnds, MediaError> {
-        match &self.cfg.audio {
-            AudioChoice::Silent => Ok((Box::new(NullSource { rate }), Box::new(NullSink { rate }))),
-            AudioChoice::Devices { input, output } => {
-                let (source, sink) = open_devices(input.as_deref(), output.as_deref())?;
-                Ok((Box::new(source), Box::new(sink)))
-            }
-            AudioChoice::Files { play, record, record_sent } => {
-                let mut source: Box<dyn AudioSource> = match play {
-                    Some(p) => Box::new(WavSource::open(p)?.looped(true)),
-                    None => Box::new(NullSource { rate }),
-                };
-                if let Some(p) = record_sent {
-                    // What is sent is kept at the rate the source gives it (the played file's).
-                    let sent = WavSink::create(&numbered(p, index), source.sample_rate())?;
-                    source = Box::new(TeeSource::new(source, Box::new(sent)));
-                }
-                let sink: Box<dyn AudioSink> = match record {
-                    Some(p) => Box::new(WavSink::create(&numbered(p, index), rate)?),
-                    None => Box::new(NullSink { rate }),
-                };
-                Ok((source, sink))
-            }
-        }
+    /// The microphone and headset (or files, or nothing) for a call's media at
+    /// `rate`. Opening sound cards waits for the audio server and files for
+    /// the disk: that runs on a blocking thread, never on the SIP task.
+    pub(super) async fn audio_ends(&self, index: u32, rate: u32) -> Result<AudioEnds, MediaError> {
+        let choice = self.cfg.audio.clone();
+        tokio::task::spawn_blocking(move || open_audio_ends(&choice, index, rate))
+            .await
+            .map_err(|e| MediaError::Device(DeviceError::Thread(format!("opening the call's sound failed: {e}"))))?
     }
 
     /// Starts the call's media for what SDP agreed, or steers the running one.
@@ -82,9 +65,9 @@ impl Ua {
         let ends = match ringback {
             Some((player, source)) => match player.stop().await {
                 Some(sink) => Ok((source, sink)),
-                None => self.audio_ends(index, rate),
+                None => self.audio_ends(index, rate).await,
             },
-            None => self.audio_ends(index, rate),
+            None => self.audio_ends(index, rate).await,
         };
         let (source, sink) = match ends {
             Ok(e) => e,
@@ -186,7 +169,7 @@ impl Ua {
             return;
         }
         let index = call.index;
-        match self.audio_ends(index, 8000) {
+        match self.audio_ends(index, 8000).await {
             Ok((source, sink)) => match play_tone(pattern, sink) {
                 Ok(player) => {
                     if let Some(call) = self.calls.get_mut(call_id) {
@@ -196,6 +179,33 @@ impl Ua {
                 Err(e) => tracing::warn!(call_id, error = %e, "no tone on the sound card"),
             },
             Err(e) => tracing::warn!(call_id, error = %e, "no tone on the sound card"),
+        }
+    }
+}
+
+/// What [`Ua::audio_ends`] opens, on the blocking thread.
+fn open_audio_ends(choice: &AudioChoice, index: u32, rate: u32) -> Result<AudioEnds, MediaError> {
+    match choice {
+        AudioChoice::Silent => Ok((Box::new(NullSource { rate }), Box::new(NullSink { rate }))),
+        AudioChoice::Devices { input, output } => {
+            let (source, sink) = open_devices(input.as_deref(), output.as_deref())?;
+            Ok((Box::new(source), Box::new(sink)))
+        }
+        AudioChoice::Files { play, record, record_sent } => {
+            let mut source: Box<dyn AudioSource> = match play {
+                Some(p) => Box::new(WavSource::open(p)?.looped(true)),
+                None => Box::new(NullSource { rate }),
+            };
+            if let Some(p) = record_sent {
+                // What is sent is kept at the rate the source gives it (the played file's).
+                let sent = WavSink::create(&numbered(p, index), source.sample_rate())?;
+                source = Box::new(TeeSource::new(source, Box::new(sent)));
+            }
+            let sink: Box<dyn AudioSink> = match record {
+                Some(p) => Box::new(WavSink::create(&numbered(p, index), rate)?),
+                None => Box::new(NullSink { rate }),
+            };
+            Ok((source, sink))
         }
     }
 }
