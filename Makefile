@@ -1,6 +1,7 @@
 # ClinicDesk: `make run` starts the app on a demo profile, `make test` runs
 # every test. Both first install the Debian packages they need (apt-get,
-# through sudo when not root) and say what they do.
+# through sudo when not root) and say what they do. `make fuzz` fuzzes the
+# network parsers (nightly and cargo-fuzz, installed when missing).
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -17,7 +18,7 @@ TEST_PACKAGES := xvfb x11-apps imagemagick xdotool dbus dbus-x11 gnome-keyring l
 # of the desktop file and the AppStream metadata.
 DEB_PACKAGES := dpkg-dev binutils librsvg2-bin desktop-file-utils appstream
 
-.PHONY: run test deb deps-build deps-test deps-deb bench fmt lint clean-demo
+.PHONY: run test deb deps-build deps-test deps-deb deps-fuzz fuzz fuzz-seeds bench fmt lint clean-demo
 
 ## Install what building needs (skipped when already installed).
 deps-build:
@@ -72,6 +73,39 @@ bench: deps-build
 	cargo bench --bench media
 	cargo bench --bench call_latency
 	cargo bench --bench peer_delay
+
+## Install what fuzzing needs: the nightly toolchain (rustup) and cargo-fuzz
+## (cargo install), each skipped when present.
+deps-fuzz: deps-build
+	@command -v rustup >/dev/null || { echo "rustup not found: cargo fuzz needs a nightly toolchain through rustup"; exit 1; }
+	@if rustup toolchain list | grep -q '^nightly'; then echo "==> Nightly toolchain present"; \
+	else echo "==> Installing the nightly toolchain (rustup toolchain install nightly)"; rustup toolchain install nightly --profile minimal; fi
+	@if command -v cargo-fuzz >/dev/null; then echo "==> cargo-fuzz present"; \
+	else echo "==> Installing cargo-fuzz (cargo install cargo-fuzz --locked)"; cargo install cargo-fuzz --locked; fi
+
+## Fuzz every parser that reads the network (fuzz/fuzz_targets/), FUZZ_SECONDS
+## each (default 60), from the committed seeds (fuzz/seeds/<target>) and what
+## earlier runs found (fuzz/corpus/<target>, not committed). Stops at the first
+## crash, panic, leak, timeout or oversized allocation and prints its input.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := sip_message sip_headers sip_uri sdp rtp rtcp dtmf jitter
+FUZZ_FLAGS := -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 -print_final_stats=1
+fuzz: deps-fuzz
+	@cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  echo "==> Fuzzing $$t for $(FUZZ_SECONDS) s (cargo +nightly fuzz run $$t, seeds in fuzz/seeds/$$t)"; \
+	  mkdir -p corpus/$$t; \
+	  if ! cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- $(FUZZ_FLAGS); then \
+	    crash=$$(ls -t artifacts/$$t/* 2>/dev/null | head -n 1); \
+	    echo "==> $$t FAILED; its input is fuzz/$$crash:"; \
+	    [ -n "$$crash" ] && od -A d -c "$$crash" | head -n 40; \
+	    echo "==> Rerun it with: cd fuzz && cargo +nightly fuzz run $$t $$crash"; \
+	    exit 1; \
+	  fi; \
+	done; echo "==> No crash in $(FUZZ_TARGETS)"
+
+## Rebuild fuzz/seeds from the RFC 4475 messages, the SIPp scenarios and the unit tests.
+fuzz-seeds:
+	python3 fuzz/make_seeds.py
 
 fmt:
 	cargo fmt --all

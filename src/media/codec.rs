@@ -399,7 +399,9 @@ impl PitchConcealer {
     fn start_loss(&mut self) {
         let h = &self.history;
         let (min_p, max_p) = (self.ms(5), self.ms(15));
-        let window = self.ms(10).min(h.len().saturating_sub(max_p));
+        // The search looks back max_p samples, the blend below a quarter period before that.
+        let reach = max_p + (max_p / 4).max(1);
+        let window = self.ms(10).min(h.len().saturating_sub(reach));
         self.cycle.clear();
         self.position = 0;
         if window == 0 {
@@ -654,6 +656,21 @@ mod tests {
         (0..samples)
             .map(|i| (amplitude * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin()) as i16)
             .collect()
+    }
+
+    #[test]
+    fn concealment_after_a_short_history_does_not_panic() {
+        // Found by fuzz/jitter: 130 samples of history (more than the 15 ms pitch
+        // search, less than it plus the quarter-period blend) whose best period is
+        // the longest made start_loss index before the start of the history.
+        let mut g711 = G711::new(G711Law::Mu, 160);
+        let mut payload = vec![0x80u8; 10];
+        payload.extend([0xffu8; 110]);
+        payload.extend([0x80u8; 10]);
+        let mut out = Vec::new();
+        g711.decode(&payload, &mut out).unwrap();
+        g711.conceal(160, &mut out).unwrap();
+        assert_eq!(out.len(), 130 + 160);
     }
 
     #[test]
