@@ -67,11 +67,13 @@ fn a_patient_arriving_moves_the_deal() {
     assert_ne!(stage_of(), target_stage, "booking alone does not mean the patient arrived");
 
     // The visit from the person's history, set to "Patient arrived".
-    settle(&mut h, "the visit in the history", |h| {
-        has_text(h, "Visits (") && h.query_all_by_role(Role::Link).count() > 0
-    });
+    // The history is reloaded after the save; wait for this visit's own link,
+    // not just any (the person may have older visits shown before the reload).
     let starts: i64 = conn.query_row("SELECT starts_at FROM visits WHERE id = ?", [&visit], |r| r.get(0)).unwrap();
     let when = clinicdesk::crm::format_local_datetime(starts);
+    settle(&mut h, "the new visit in the history", |h| {
+        has_text(h, "Visits (") && h.query_all_by_role_and_label(Role::Link, &when).next().is_some()
+    });
     h.query_all_by_role_and_label(Role::Link, &when).last().expect("the visit's link").click();
     settle(&mut h, "the visit form", |h| h.query_by_role_and_label(Role::ComboBox, "Status").is_some());
     choose(&mut h, "Status", "Patient arrived");
