@@ -61,9 +61,19 @@ pub struct Calls {
     pub mode: PhoneMode,
     /// The calls going on (the same tracker as `clinicdesk phone`'s).
     pub tracker: CallTracker,
-    pub registration: Option<Result<String, (u16, String)>>,
+    /// The account registered, or why not.
+    pub registration: Option<Result<String, NotRegistered>>,
     /// Draft autosave: the last form written and when.
     last_draft: Option<(InquiryForm, Instant)>,
+}
+
+/// Why the phone is not registered, and when it tries again by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRegistered {
+    pub code: u16,
+    pub reason: String,
+    /// None: it waits for new settings (a wrong password).
+    pub retry_at: Option<Instant>,
 }
 
 /// How often a changing draft is written at most.
@@ -110,8 +120,9 @@ impl Calls {
     pub fn handle(&mut self, event: PhoneEvent, env: &mut CallEnv<'_>) {
         match &event {
             PhoneEvent::Registered { account } => self.registration = Some(Ok(account.clone())),
-            PhoneEvent::RegistrationFailed { code, reason } => {
-                self.registration = Some(Err((*code, reason.clone())));
+            PhoneEvent::RegistrationFailed { code, reason, retry_in_ms } => {
+                let retry_at = retry_in_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+                self.registration = Some(Err(NotRegistered { code: *code, reason: reason.clone(), retry_at }));
             }
             _ => {}
         }

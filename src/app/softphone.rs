@@ -190,15 +190,38 @@ fn registration_ui(ui: &mut egui::Ui, env: &Env<'_>, calls: &Calls) {
         (PhoneMode::Account(_), Some(Ok(account))) => {
             (env.i18n.tr_args("phone-registered", &[("account", account.clone())]), GOOD)
         }
-        (PhoneMode::Account(account), Some(Err((code, reason)))) => (
-            env.i18n.tr_args(
-                "phone-registration-failed",
-                &[("account", account.clone()), ("code", code.to_string()), ("reason", reason.clone())],
-            ),
-            OVERDUE,
-        ),
+        (PhoneMode::Account(account), Some(Err(not))) => {
+            let mut args =
+                vec![("account", account.clone()), ("code", not.code.to_string()), ("reason", not.reason.clone())];
+            let key = match not.retry_at {
+                None => "phone-registration-refused",
+                Some(at) => match wait_text(env, at.saturating_duration_since(std::time::Instant::now())) {
+                    Some(wait) => {
+                        args.push(("wait", wait));
+                        // The countdown moves once a second.
+                        ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
+                        "phone-registration-retrying"
+                    }
+                    None => "phone-registration-retrying-now",
+                },
+            };
+            (env.i18n.tr_args(key, &args), OVERDUE)
+        }
     };
     ui.label(RichText::new(text).color(color));
+}
+
+/// How long until the next attempt: "12 s", "4 min" (rounded up); None once it is due.
+fn wait_text(env: &Env<'_>, left: std::time::Duration) -> Option<String> {
+    if left.is_zero() {
+        return None;
+    }
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    Some(if seconds < 60 {
+        env.i18n.tr_args("phone-wait-seconds", &[("n", seconds.to_string())])
+    } else {
+        env.i18n.tr_args("phone-wait-minutes", &[("n", seconds.div_ceil(60).to_string())])
+    })
 }
 
 fn call_ui(ui: &mut egui::Ui, env: &Env<'_>, call: &CallView, now: i64, commands: &mut Vec<PhoneCommand>) {

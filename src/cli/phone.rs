@@ -64,13 +64,17 @@ transfer TARGET, dtmf DIGITS (each may end with a call id), available, busy, dnd
 
 Events on stdout, one JSON object per line: started, registered, registration_failed, incoming
 (with the caller's card), dialing, ringing, answered, held, resumed, transferred, dtmf, ended
-(with the call's media figures), error.
+(with the call's media figures), error. registration_failed has the code, the reason and
+retry_in_ms: when the phone registers again by itself (null after a wrong password, which
+waits for new settings).
 
 `stats` prints what the user agent holds now, for load tests and leak hunting:
 {\"event\":\"stats\",\"transactions\":N,\"client_transactions\":N,\"server_transactions\":N,
-\"dialogs\":N,\"calls\":N,\"pending\":N,\"timers\":N,\"rss_kib\":N}. Once calls have ended and
-the transactions' last timers have run out (Timer J and L: 32 s over UDP) the counts are 0;
-rss_kib is the process's resident memory (VmRSS; null where /proc is not there).";
+\"dialogs\":N,\"calls\":N,\"pending\":N,\"timers\":N,\"registered\":B,\"register_expires\":N,
+\"rss_kib\":N}. Once calls have ended and the transactions' last timers have run out (Timer J
+and L: 32 s over UDP) the counts are 0; rss_kib is the process's resident memory (VmRSS; null
+where /proc is not there); registered says whether the account's binding holds, and
+register_expires is the interval the phone asks for (raised to a registrar's Min-Expires).";
 
 /// Options of `clinicdesk phone`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -122,6 +126,11 @@ pub struct PhoneArgs {
     /// The registration interval to ask for, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub expires: u32,
+    /// The first wait before registering again after a failure (no answer, 5xx), in seconds;
+    /// later ones double up to 12 times it, and a refusal (403, 404...) starts at 12 times it
+    /// and doubles up to 120 times (with the default: 5 s to a minute, a minute to ten).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub retry: f64,
     /// The CRLF keep-alive interval toward the registrar, in seconds (keeps NAT bindings open).
     #[arg(long, value_name = "SECONDS", default_value_t = 25)]
     pub keepalive: u64,
@@ -219,6 +228,10 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
     cfg.when_in_call = if args.no_call_waiting { WhenInCall::Busy } else { WhenInCall::Ring };
     cfg.calls_only_from_registrar = !args.calls_from_anywhere;
     cfg.register_expires = args.expires.max(1);
+    if !(0.1..=600.0).contains(&args.retry) {
+        bail!("--retry takes 0.1 to 600 seconds, not {}", args.retry);
+    }
+    cfg.register_retry = Duration::from_secs_f64(args.retry);
     cfg.keepalive = Duration::from_secs(args.keepalive.max(1));
     Ok(cfg)
 }
@@ -498,6 +511,8 @@ fn print_stats(handle: &ua::UaHandle) {
             "calls": stats.calls,
             "pending": stats.pending,
             "timers": stats.timers,
+            "registered": stats.registered,
+            "register_expires": stats.register_expires,
             "rss_kib": rss_kib(),
         })),
         None => print_json(&serde_json::json!({

@@ -9,7 +9,12 @@
 //! 1. sends a request; on 401/407 calls [`DigestClient::on_challenge`] with
 //!    the request it sent and the response. `Ok(Retry { stale })` means
 //!    "send it again with a new CSeq"; `Err(AuthError::Rejected { .. })`
-//!    means the server refused these credentials (stop and tell the user);
+//!    means the server refused these credentials (stop and tell the user).
+//!    A new nonce without `stale=true` in answer to our credentials is taken
+//!    for a lapsed nonce once (servers that never send `stale` do this; PJSIP
+//!    reads it so too): the retry carries the same credentials on the new
+//!    nonce, and only a second refusal is a wrong password. Once a request
+//!    passes, [`DigestClient::accepted`] gives that benefit of the doubt back;
 //! 2. before sending any request (the retry and later ones, such as a
 //!    re-REGISTER), adds [`DigestClient::authorize`]'s header lines. Each call
 //!    counts one use of the nonce (`nc`), so a re-REGISTER on the same nonce
@@ -308,13 +313,17 @@ struct Session {
     cnonce: String,
     /// Uses of the current nonce so far.
     nc: u32,
+    /// A new nonce without `stale=true` was already taken for a lapsed one
+    /// since the last accepted request: the next refusal is believed.
+    doubted_refusal: bool,
 }
 
 /// What [`DigestClient::on_challenge`] tells the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
-    /// The server only said the nonce had expired (stale=true): the
-    /// credentials were right, a retry with the new nonce is expected.
+    /// The server only said the nonce had expired (stale=true), or gave a
+    /// new nonce that is taken for that once: a retry with the new nonce is
+    /// expected to pass.
     pub stale: bool,
 }
 
@@ -365,17 +374,31 @@ impl DigestClient {
         }
         let mut stale = false;
         for c in chosen {
-            let answered = answered_realms(sent, c.proxy).contains(&c.realm);
-            if answered && !c.stale {
-                return Err(AuthError::Rejected { realm: c.realm });
+            let known = self.sessions.iter_mut().find(|s| s.challenge.proxy == c.proxy && s.challenge.realm == c.realm);
+            let doubted = known.as_ref().is_some_and(|s| s.doubted_refusal);
+            let mut doubting = false;
+            if let Some(answered_nonce) = answered_nonce(sent, c.proxy, &c.realm)
+                && !c.stale
+            {
+                // The same nonce again, or a second new one: the credentials are wrong.
+                if answered_nonce == c.nonce || doubted {
+                    return Err(AuthError::Rejected { realm: c.realm });
+                }
+                doubting = true;
             }
-            stale |= c.stale;
-            match self.sessions.iter_mut().find(|s| s.challenge.proxy == c.proxy && s.challenge.realm == c.realm) {
+            stale |= c.stale || doubting;
+            let session = |c: DigestChallenge| Session {
+                cnonce: random_token(16),
+                nc: 0,
+                challenge: c,
+                doubted_refusal: doubted || doubting,
+            };
+            match known {
                 // The same nonce again: its count goes on (a repeated nc looks like a replay).
                 Some(s) if s.challenge.nonce == c.nonce && s.challenge.algorithm == c.algorithm => s.challenge = c,
                 // A new nonce: a new client nonce and the count starts again.
-                Some(s) => *s = Session { cnonce: random_token(16), nc: 0, challenge: c },
-                None => self.sessions.push(Session { cnonce: random_token(16), nc: 0, challenge: c }),
+                Some(s) => *s = session(c),
+                None => self.sessions.push(session(c)),
             }
         }
         Ok(Retry { stale })
@@ -446,22 +469,30 @@ impl DigestClient {
         }
     }
 
+    /// The server took a request with these credentials: a later new nonce
+    /// without `stale=true` is again taken for a lapsed one first.
+    pub fn accepted(&mut self) {
+        for s in &mut self.sessions {
+            s.doubted_refusal = false;
+        }
+    }
+
     /// Forgets all challenges (for example when the account changes server).
     pub fn clear(&mut self) {
         self.sessions.clear();
     }
 }
 
-/// The realms a request already carried digest credentials for.
-fn answered_realms(sent: &Request, proxy: bool) -> Vec<String> {
+/// The nonce of the digest credentials `sent` carried for `realm`, if it carried any.
+fn answered_nonce(sent: &Request, proxy: bool, realm: &str) -> Option<String> {
     let name = if proxy { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
     sent.headers
         .get_all(&name)
         .filter_map(|line| parse_auth_values(line).ok())
         .flatten()
-        .filter(|v| v.scheme.eq_ignore_ascii_case("Digest"))
-        .filter_map(|v| v.param("realm").map(str::to_owned))
-        .collect()
+        .filter(|v| v.scheme.eq_ignore_ascii_case("Digest") && v.param("realm") == Some(realm))
+        .map(|v| v.param("nonce").unwrap_or_default().to_owned())
+        .next()
 }
 
 #[cfg(test)]
@@ -631,8 +662,12 @@ mod tests {
         let same = params(retry.headers.get(&HeaderName::Authorization).unwrap());
         assert_eq!((same.param("nc"), same.param("cnonce")), (Some("00000003"), a.param("cnonce")));
 
-        // The server refuses the credentials: a new challenge, not stale.
-        let again = challenge(&[("WWW-Authenticate", "Digest realm=\"pbx\", nonce=\"n2\", qop=\"auth\"")]);
+        // A new nonce without stale=true: taken for a lapsed one, once.
+        let changed = challenge(&[("WWW-Authenticate", "Digest realm=\"pbx\", nonce=\"n2\", qop=\"auth\"")]);
+        assert_eq!(client.on_challenge(&retry, &changed), Ok(Retry { stale: true }));
+        client.authorize_request(&mut retry);
+        // Refused again with yet another nonce: the credentials are wrong.
+        let again = challenge(&[("WWW-Authenticate", "Digest realm=\"pbx\", nonce=\"n4\", qop=\"auth\"")]);
         assert_eq!(client.on_challenge(&retry, &again), Err(AuthError::Rejected { realm: "pbx".into() }));
         // The nonce expired: stale=true, retry with count reset on the new nonce.
         let stale = challenge(&[("WWW-Authenticate", "Digest realm=\"pbx\", nonce=\"n3\", qop=\"auth\", stale=TRUE")]);
@@ -643,6 +678,57 @@ mod tests {
             (c.param("nonce"), c.param("nc"), c.param("algorithm")),
             (Some("n3"), Some("00000001"), Some("MD5"))
         );
+    }
+
+    /// The nonce a request's credentials carried.
+    fn nonce_of(req: &Request, name: &HeaderName) -> String {
+        params(req.headers.get(name).unwrap()).param("nonce").unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_new_nonce_without_stale_is_doubted_once_until_a_request_passes() {
+        let rejected = Err(AuthError::Rejected { realm: "pbx".into() });
+        let www = |nonce: &str| challenge(&[("WWW-Authenticate", &format!("Digest realm=\"pbx\", nonce=\"{nonce}\""))]);
+        // The same nonce refused again is a plain refusal.
+        let mut client = DigestClient::new("100", "wrong");
+        let mut sent = register();
+        assert_eq!(client.on_challenge(&sent, &www("a")), Ok(Retry { stale: false }));
+        client.authorize_request(&mut sent);
+        assert_eq!(client.on_challenge(&sent, &www("a")), rejected);
+
+        let mut client = DigestClient::new("100", "secret100");
+        let mut sent = register();
+        assert_eq!(client.on_challenge(&sent, &www("a")), Ok(Retry { stale: false }));
+        client.authorize_request(&mut sent);
+        // Answered with a new nonce: retried once with the same credentials on it...
+        assert_eq!(client.on_challenge(&sent, &www("b")), Ok(Retry { stale: true }));
+        client.authorize_request(&mut sent);
+        assert_eq!(nonce_of(&sent, &HeaderName::Authorization), "b");
+        // ...and a second new nonce in a row is a wrong password.
+        let mut doubted = client.clone();
+        let mut again = sent.clone();
+        assert_eq!(doubted.on_challenge(&again, &www("c")), rejected);
+        // Once a request passed, a later new nonce is doubted again (a lapsed nonce on refresh).
+        client.accepted();
+        assert_eq!(client.on_challenge(&sent, &www("c")), Ok(Retry { stale: true }));
+        client.authorize_request(&mut again);
+        assert_eq!(nonce_of(&again, &HeaderName::Authorization), "c");
+        assert_eq!(client.on_challenge(&again, &www("d")), rejected);
+
+        // Proxy challenges are doubted the same way, apart from the registrar's.
+        let mut client = DigestClient::new("100", "secret100");
+        let mut sent = register();
+        let proxy = |nonce: &str| {
+            let mut r = challenge(&[("Proxy-Authenticate", &format!("Digest realm=\"edge\", nonce=\"{nonce}\""))]);
+            r.status = 407;
+            r
+        };
+        client.on_challenge(&sent, &proxy("p1")).unwrap();
+        client.authorize_request(&mut sent);
+        assert_eq!(client.on_challenge(&sent, &proxy("p2")), Ok(Retry { stale: true }));
+        client.authorize_request(&mut sent);
+        assert_eq!(nonce_of(&sent, &HeaderName::ProxyAuthorization), "p2");
+        assert_eq!(client.on_challenge(&sent, &proxy("p3")), Err(AuthError::Rejected { realm: "edge".into() }));
     }
 
     #[test]

@@ -88,9 +88,13 @@ pub enum PhoneEvent {
     Registered {
         account: String,
     },
+    /// Not registered: the registrar refused or failed, or did not answer.
     RegistrationFailed {
         code: u16,
         reason: String,
+        /// When the phone registers again by itself (milliseconds from now);
+        /// none when it waits for new settings (a wrong password).
+        retry_in_ms: Option<u64>,
     },
     /// A call rings: the card is looked up before this is sent.
     Incoming {

@@ -176,6 +176,16 @@ impl Headers {
             .transpose()
     }
 
+    /// Retry-After's seconds (RFC 3261 §20.33: `120 (in a meeting);duration=60`), if present.
+    pub fn retry_after(&self) -> Result<Option<u32>, HeaderError> {
+        self.optional_single(&HeaderName::RetryAfter)?
+            .map(|v| {
+                let seconds = v.split(|c: char| c == ';' || c == '(' || c.is_ascii_whitespace()).next().unwrap_or(v);
+                parse_delta_seconds(&HeaderName::RetryAfter, seconds)
+            })
+            .transpose()
+    }
+
     /// Content-Length, if present.
     pub fn content_length(&self) -> Result<Option<usize>, HeaderError> {
         self.optional_single(&HeaderName::ContentLength)?.map(parse_content_length).transpose()
@@ -327,5 +337,17 @@ mod tests {
         assert_eq!(h.get_all(&HeaderName::Allow).collect::<Vec<_>>(), vec!["OPTIONS"]);
         assert_eq!(h.remove(&HeaderName::Via), 3);
         assert_eq!(h.single(&HeaderName::CallId), Err(HeaderError::Missing("Call-ID")));
+    }
+
+    #[test]
+    fn retry_after_with_comment_and_parameters() {
+        let mut h = Headers::new();
+        assert_eq!(h.retry_after(), Ok(None));
+        h.push(HeaderName::RetryAfter, "120 (I'm in a meeting);duration=60");
+        assert_eq!(h.retry_after(), Ok(Some(120)));
+        h.set(HeaderName::RetryAfter, "18000;duration=3600");
+        assert_eq!(h.retry_after(), Ok(Some(18000)));
+        h.set(HeaderName::RetryAfter, "soon");
+        assert!(h.retry_after().is_err());
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::crm::Country;
 use crate::crm::card::CallerCard;
+use crate::sip::registration::RetryPlan;
 use crate::sip::sdp::Codec;
 use crate::sip::transaction::Timers;
 use crate::sip::transport::Transport;
@@ -93,8 +94,12 @@ pub struct UaConfig {
     /// Codecs offered, in order of preference.
     pub codecs: Vec<Codec>,
     pub timers: Timers,
-    /// The registration interval asked for, in seconds.
+    /// The registration interval asked for, in seconds (raised for good to a
+    /// registrar's Min-Expires).
     pub register_expires: u32,
+    /// The first wait before registering again after a failure; later ones
+    /// double, and refusals start slower (`registration::RetryPlan`).
+    pub register_retry: Duration,
     /// The CRLF keep-alive toward the registrar (RFC 5626 style).
     pub keepalive: Duration,
     /// An incoming call nobody answers is declined (480) after this long.
@@ -128,6 +133,7 @@ impl Default for UaConfig {
             codecs: Codec::PREFERENCE.to_vec(),
             timers: Timers::default(),
             register_expires: 600,
+            register_retry: RetryPlan::default().first,
             keepalive: Duration::from_secs(25),
             ring_timeout: Duration::from_secs(180),
             local_user: "clinicdesk".to_owned(),

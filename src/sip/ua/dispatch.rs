@@ -7,7 +7,6 @@ use crate::media::MediaEvent;
 use crate::sip::headers::HeaderName;
 use crate::sip::message::{Method, Request, Response};
 use crate::sip::phone::{PhoneCommand, PhoneEvent};
-use crate::sip::registration::Outcome;
 use crate::sip::transaction::{Output, TransactionId, TuEvent};
 use crate::sip::transport::Peer;
 use crate::sip::validate::uas_precheck;
@@ -70,7 +69,9 @@ impl Ua {
                             TuEvent::TransportError(why) => format!("the registrar cannot be reached: {why}"),
                             _ => "no answer from the registrar (is the network or the PBX down?)".to_owned(),
                         };
-                        self.on_register_outcome(Outcome::Failed { code: failure, reason }).await;
+                        let Some(r) = &mut self.reg else { return };
+                        let outcome = r.reg.failed(failure, reason, None);
+                        self.on_register_outcome(outcome).await;
                     }
                     Some(Pending::Invite { call_id, .. }) => self.on_invite_failed(&call_id, failure).await,
                     Some(Pending::ReInvite { call_id, .. }) => {

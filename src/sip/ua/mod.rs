@@ -35,7 +35,7 @@ use super::auth::DigestClient;
 use super::headers::{HeaderName, NameAddr, Via};
 use super::message::{Method, Request, Response};
 use super::phone::{Availability, PhoneCommand, PhoneEnd, PhoneEvent};
-use super::registration::Registration;
+use super::registration::{Registration, RetryPlan};
 use super::transaction::{self, LayerHandle, Output, TransactionId};
 use super::transport::{Peer, Transport, TransportError, TransportLayer, TransportOptions, local_addr_toward};
 use super::uri::{Host, SipUri, Uri};
@@ -110,6 +110,11 @@ pub struct UaStats {
     /// operator's status reaches the user agent through a channel, and this
     /// says it has arrived.
     pub availability: Availability,
+    /// Whether the account's binding holds now (false without an account).
+    pub registered: bool,
+    /// The registration interval asked for now, in seconds (a registrar's
+    /// Min-Expires raises it); none without an account.
+    pub register_expires: Option<u32>,
 }
 
 impl UaStats {
@@ -328,7 +333,6 @@ struct RegState {
     server: Peer,
     server_name: String,
     registered: bool,
-    failures: u32,
     /// Timers of an older registration cycle are ignored.
     generation: u64,
     /// The REGISTER with Expires: 0 is out (shutting down).
@@ -437,19 +441,20 @@ impl Ua {
                     if account.auth_username.trim().is_empty() { &account.username } else { &account.auth_username };
                 let contact =
                     NameAddr::new(Uri::Sip(SipUri::new(Some(&account.username), Host::from(bound.ip()), None)));
+                let mut reg = Registration::new(
+                    aor,
+                    Uri::Sip(registrar),
+                    contact,
+                    cfg.register_expires,
+                    DigestClient::new(auth_user, &account.password),
+                    super::new_call_id(&bound.ip().to_string()),
+                );
+                reg.retry = RetryPlan { first: cfg.register_retry };
                 Some(RegState {
-                    reg: Registration::new(
-                        aor,
-                        Uri::Sip(registrar),
-                        contact,
-                        cfg.register_expires,
-                        DigestClient::new(auth_user, &account.password),
-                        super::new_call_id(&bound.ip().to_string()),
-                    ),
+                    reg,
                     server,
                     server_name: account.label(),
                     registered: false,
-                    failures: 0,
                     generation: 0,
                     removing: false,
                 })
@@ -498,7 +503,7 @@ impl Ua {
         if let Some(reg) = &self.reg {
             self.keepalive =
                 Some(super::transport::spawn_keepalive(self.transport.clone(), reg.server.clone(), self.cfg.keepalive));
-            self.register(self.cfg.register_expires).await;
+            self.register().await;
         }
         self.schedule(Duration::from_secs(10), Timer::Sweep);
         let mut stop_by: Option<Instant> = None;
@@ -560,6 +565,8 @@ impl Ua {
             pending: self.pending.len(),
             timers: self.timer_kinds.values().filter(|t| !matches!(t, Timer::Sweep | Timer::Register { .. })).count(),
             availability: self.availability,
+            registered: self.reg.as_ref().is_some_and(|r| r.registered),
+            register_expires: self.reg.as_ref().map(|r| r.reg.expires),
         }
     }
 
@@ -580,7 +587,7 @@ impl Ua {
                 r.removing = true;
                 r.generation += 1;
             }
-            self.register(0).await;
+            self.register().await;
         } else {
             // Not registered: forget a REGISTER still out, nothing to remove.
             self.pending.retain(|_, p| !matches!(p, Pending::Register { .. }));
@@ -613,7 +620,7 @@ impl Ua {
             match timer {
                 Timer::Register { generation } => {
                     if self.reg.as_ref().is_some_and(|r| r.generation == generation && !r.removing) {
-                        self.register(self.cfg.register_expires).await;
+                        self.register().await;
                     }
                 }
                 Timer::AutoAnswer { call_id } => self.answer(&call_id, false).await,

@@ -1,8 +1,8 @@
 //! Registration with the clinic's PBX: REGISTER with our reachable address
-//! (learned from rport behind NAT), refresh, recovery, and removal.
+//! (learned from rport behind NAT), refresh before the granted interval runs
+//! out, retries after refusals and failures, and removal.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::*;
 use crate::sip::phone::PhoneEvent;
@@ -11,7 +11,9 @@ use crate::sip::transport::Transport;
 use crate::sip::uri::{Host, Uri};
 
 impl Ua {
-    pub(super) async fn register(&mut self, expires: u32) {
+    /// Sends the account's next REGISTER: for the interval the registrar
+    /// accepts, or to remove the binding when shutting down.
+    pub(super) async fn register(&mut self) {
         let reachable = match &self.reg {
             Some(r) => self.reachable_addr(r.server.addr),
             None => return,
@@ -25,7 +27,7 @@ impl Ua {
                 u.params.set("transport", Some(&r.server.transport.as_str().to_ascii_lowercase()));
             }
         }
-        let req = r.reg.request(expires);
+        let req = if r.removing { r.reg.request(0) } else { r.reg.refresh() };
         let server = r.server.clone();
         self.send(req, &server, |sent| Pending::Register { sent: sent.clone() }).await;
     }
@@ -34,10 +36,7 @@ impl Ua {
         let Some(r) = &mut self.reg else { return };
         match outcome {
             Outcome::Pending => {}
-            Outcome::Retry => {
-                let expires = if r.removing { 0 } else { r.reg.expires };
-                self.register(expires).await;
-            }
+            Outcome::Retry => self.register().await,
             Outcome::Unregistered => {
                 r.registered = false;
             }
@@ -57,19 +56,18 @@ impl Ua {
                     // RFC 3581: the registrar sees us elsewhere (NAT). Register where it can reach us.
                     tracing::info!(public = %seen, "behind NAT: registering the public address");
                     self.public = Some(seen);
-                    self.register(self.cfg.register_expires).await;
+                    self.register().await;
                     return;
                 }
                 if self.public.is_some() && reflexive.is_some_and(|seen| is_local_address(seen.ip(), self.bound)) {
                     // No NAT any more (another network): register our own address again.
                     tracing::info!("no longer behind NAT");
                     self.public = None;
-                    self.register(self.cfg.register_expires).await;
+                    self.register().await;
                     return;
                 }
                 let newly = !r.registered;
                 r.registered = true;
-                r.failures = 0;
                 r.generation += 1;
                 let generation = r.generation;
                 let label = r.server_name.clone();
@@ -85,23 +83,20 @@ impl Ua {
                     return;
                 }
                 tracing::error!(code, reason, "registration refused: not retried until the settings change");
-                self.emit(PhoneEvent::RegistrationFailed { code, reason });
+                self.emit(PhoneEvent::RegistrationFailed { code, reason, retry_in_ms: None });
             }
-            Outcome::Failed { code, reason } => {
+            Outcome::Failed { code, reason, retry_in } => {
+                r.registered = false;
                 if r.removing {
-                    r.registered = false;
                     return;
                 }
-                r.registered = false;
-                r.failures = r.failures.saturating_add(1);
                 r.generation += 1;
                 let generation = r.generation;
-                // Try again soon, then less often: the network or the PBX may come back.
-                let shift = r.failures.saturating_sub(1).min(4);
-                let wait = Duration::from_secs((5u64 << shift).min(60));
-                self.schedule(wait, Timer::Register { generation });
-                tracing::warn!(code, reason, retry_in = ?wait, "registration failed");
-                self.emit(PhoneEvent::RegistrationFailed { code, reason });
+                // The network or the PBX may come back, or its administrator fix the account.
+                self.schedule(retry_in, Timer::Register { generation });
+                tracing::warn!(code, reason, retry_in = ?retry_in, "registration failed");
+                let retry_in_ms = Some(u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX));
+                self.emit(PhoneEvent::RegistrationFailed { code, reason, retry_in_ms });
             }
         }
     }

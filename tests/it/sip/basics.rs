@@ -249,6 +249,7 @@ fn bad_options_are_refused_with_a_reason() {
     assert!(run(&["--listen", "127.0.0.1:0", "--play", "/nonexistent.wav"]).contains("--play /nonexistent.wav"));
     assert!(run(&["--listen", "127.0.0.1:0", "--auto-answer=-1"]).contains("--auto-answer"));
     assert!(run(&["--listen", "127.0.0.1:0", "--devices", "--record", "x.wav"]).contains("cannot be used with"));
+    assert!(run(&["--listen", "127.0.0.1:0", "--retry", "0"]).contains("--retry takes 0.1 to 600 seconds"));
 }
 
 // ---------------------------------------------------------------------------------------------

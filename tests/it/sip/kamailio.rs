@@ -64,7 +64,7 @@ fn calls_through_kamailio_with_baresip() {
 }
 
 /// The `key="value"` parameters of a digest header.
-fn digest_params(header: &str) -> HashMap<String, String> {
+pub(super) fn digest_params(header: &str) -> HashMap<String, String> {
     let body = header.trim().strip_prefix("Digest").unwrap_or(header);
     body.split(',')
         .filter_map(|p| {
@@ -112,7 +112,7 @@ fn registration_answers_md5_and_sha256_challenges() {
     }
 }
 
-fn md5_hex(text: &str) -> String {
+pub(super) fn md5_hex(text: &str) -> String {
     use md5::Digest;
     md5::Md5::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

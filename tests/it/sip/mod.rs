@@ -17,6 +17,7 @@ use super::harness::{binary, require};
 
 mod basics;
 mod kamailio;
+mod lasting;
 mod load;
 mod peers;
 mod registrar;

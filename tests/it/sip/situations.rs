@@ -157,6 +157,7 @@ fn a_wrong_password_is_reported() {
     let failed = phone.event("registration_failed");
     assert_eq!(failed["code"], 403, "{failed}");
     assert!(failed["reason"].as_str().unwrap().contains("wrong user name or password"), "{failed}");
+    assert!(failed["retry_in_ms"].is_null(), "a wrong password is not tried again by itself: {failed}");
     assert!(phone.quit().success());
     assert!(!phone.all().iter().any(|e| e["event"] == "registered"));
 }
