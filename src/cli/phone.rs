@@ -122,6 +122,10 @@ pub struct PhoneArgs {
     /// The registration interval to ask for, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub expires: u32,
+    /// Hangs up an answered call that is not on hold when no RTP or RTCP has come for SECONDS
+    /// (its BYE was lost); 0: never. Default: [sip] media_timeout_secs (30).
+    #[arg(long, value_name = "SECONDS")]
+    pub media_timeout: Option<u64>,
     /// The CRLF keep-alive interval toward the registrar, in seconds (keeps NAT bindings open).
     #[arg(long, value_name = "SECONDS", default_value_t = 25)]
     pub keepalive: u64,
@@ -148,6 +152,9 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
         if let Some(value) = arg {
             *setting = value.clone();
         }
+    }
+    if let Some(secs) = args.media_timeout {
+        sip.media_timeout_secs = secs;
     }
     if let Some(t) = args.transport {
         sip.transport = match t {

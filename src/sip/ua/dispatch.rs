@@ -72,7 +72,12 @@ impl Ua {
                         };
                         self.on_register_outcome(Outcome::Failed { code: failure, reason }).await;
                     }
-                    Some(Pending::Invite { call_id, .. }) => self.on_invite_failed(&call_id, failure).await,
+                    Some(Pending::Invite { call_id, sent }) => {
+                        // A redirected call whose target is silent or unreachable goes on at the next.
+                        if !self.try_next_target(&call_id, &sent, failure).await {
+                            self.on_invite_failed(&call_id, failure).await;
+                        }
+                    }
                     Some(Pending::ReInvite { call_id, .. }) => {
                         tracing::warn!(call_id, "re-INVITE not answered: ending the call");
                         self.hangup(&call_id).await;
