@@ -16,7 +16,7 @@ use super::{Action, Env};
 use crate::crm::card::CardPerson;
 use crate::crm::*;
 use crate::settings::LocalSettings;
-use crate::sip::phone::{PhoneCommand, PhoneEvent, PhoneLink};
+use crate::sip::phone::{EndReason, PhoneCommand, PhoneEvent, PhoneLink};
 use crate::softphone::config::SetupError;
 use crate::softphone::run::PhoneStatus;
 use crate::softphone::tracker::{CallState, CallTracker, CallView, Followed};
@@ -43,6 +43,9 @@ impl PhoneMode {
             PhoneStatus::Problem(e) => PhoneMode::Problem(match e {
                 SetupError::NoServer => Message::new("phone-no-server"),
                 SetupError::NoUser => Message::new("phone-no-user"),
+                SetupError::MediaTimeout { secs, min, max } => {
+                    Message::new("phone-bad-media-timeout").with("secs", secs).with("min", min).with("max", max)
+                }
                 SetupError::NoPassword { account } | SetupError::Keyring { account, .. } => {
                     Message::new("phone-no-password").with("account", account)
                 }
@@ -63,6 +66,9 @@ pub struct Calls {
     pub tracker: CallTracker,
     /// The account registered, or why not.
     pub registration: Option<Result<String, NotRegistered>>,
+    /// Why the last call ended, when the operator should be told (the
+    /// phone hung up a silent call, a redirect loop); gone with the next call.
+    pub last_end: Option<Message>,
     /// Draft autosave: the last form written and when.
     last_draft: Option<(InquiryForm, Instant)>,
 }
@@ -124,6 +130,12 @@ impl Calls {
                 let retry_at = retry_in_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
                 self.registration = Some(Err(NotRegistered { code: *code, reason: reason.clone(), retry_at }));
             }
+            PhoneEvent::Incoming { .. } | PhoneEvent::Dialing { .. } => self.last_end = None,
+            PhoneEvent::Ended { reason, .. } => {
+                if let Some(notice) = end_notice(*reason) {
+                    self.last_end = Some(notice);
+                }
+            }
             _ => {}
         }
         match self.tracker.follow(&event, env.user_id.as_deref()) {
@@ -162,6 +174,21 @@ impl Calls {
         } else {
             ctx.request_repaint_after(DRAFT_EVERY);
         }
+    }
+}
+
+/// What the operator is told about a call that ended this way, if anything
+/// beyond the call log: the reasons the phone itself ended it.
+pub fn end_notice(reason: EndReason) -> Option<Message> {
+    match reason {
+        EndReason::MediaTimeout => Some(Message::new("phone-ended-media-timeout")),
+        EndReason::TooManyRedirects => Some(Message::new("phone-ended-redirects")),
+        EndReason::HungUp
+        | EndReason::NotAnswered
+        | EndReason::Rejected
+        | EndReason::Busy
+        | EndReason::Failed
+        | EndReason::Transferred => None,
     }
 }
 

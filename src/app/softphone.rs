@@ -74,6 +74,9 @@ impl Softphone {
         ui.add_space(6.0);
         ui.heading(env.tr("phone-title"));
         registration_ui(ui, env, calls);
+        if let Some(notice) = &calls.last_end {
+            ui.label(RichText::new(notice.text(env.i18n)).color(WARNING));
+        }
         ui.add_space(6.0);
 
         let connected = calls.is_connected();

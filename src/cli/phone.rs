@@ -131,6 +131,10 @@ pub struct PhoneArgs {
     /// and doubles up to 120 times (with the default: 5 s to a minute, a minute to ten).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub retry: f64,
+    /// Hangs up an answered call that is not on hold when no RTP or RTCP has come for SECONDS
+    /// (its BYE was lost); 0: never. Default: [sip] media_timeout_secs (30).
+    #[arg(long, value_name = "SECONDS")]
+    pub media_timeout: Option<u64>,
     /// The CRLF keep-alive interval toward the registrar, in seconds (keeps NAT bindings open).
     #[arg(long, value_name = "SECONDS", default_value_t = 25)]
     pub keepalive: u64,
@@ -157,6 +161,9 @@ fn config(profile: &Profile, settings: &LocalSettings, args: &PhoneArgs) -> anyh
         if let Some(value) = arg {
             *setting = value.clone();
         }
+    }
+    if let Some(secs) = args.media_timeout {
+        sip.media_timeout_secs = secs;
     }
     if let Some(t) = args.transport {
         sip.transport = match t {

@@ -10,6 +10,8 @@
 //! address in a phone's SDP is often its private one.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -246,6 +248,35 @@ pub struct MediaHandle {
     commands: mpsc::UnboundedSender<Command>,
     stats: watch::Receiver<CallStats>,
     local_rtp: SocketAddr,
+    heard: Arc<Heard>,
+}
+
+/// When the peer was last heard: its RTP (from the peer's address and
+/// stream) or any RTCP it sent. Written by the media task, read by whoever
+/// watches the call for a dead peer (a BYE lost on the way).
+#[derive(Debug)]
+struct Heard {
+    epoch: Instant,
+    /// Milliseconds after `epoch`, plus one; 0: never.
+    at_ms: AtomicU64,
+}
+
+impl Heard {
+    fn new(epoch: Instant) -> Heard {
+        Heard { epoch, at_ms: AtomicU64::new(0) }
+    }
+
+    fn mark(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
+        self.at_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Option<Instant> {
+        match self.at_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.epoch + Duration::from_millis(ms - 1)),
+        }
+    }
 }
 
 impl MediaHandle {
@@ -299,6 +330,11 @@ impl MediaHandle {
         self.local_rtp
     }
 
+    /// When RTP or RTCP of the peer last arrived (`None`: nothing yet).
+    pub fn last_heard(&self) -> Option<Instant> {
+        self.heard.last()
+    }
+
     /// Ends the media (RTCP BYE, recordings finalised) and returns the call's figures.
     pub async fn stop(self) -> Result<CallStats, MediaError> {
         let (tx, rx) = oneshot::channel();
@@ -327,9 +363,10 @@ impl MediaSession {
         let (event_tx, event_rx) = mpsc::unbounded_channel();
         let (stats_tx, stats_rx) = watch::channel(CallStats::default());
         let engine = Engine::new(config, codec, source, sink, event_tx, stats_tx)?;
+        let heard = engine.heard.clone();
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
         runtime.spawn(run(engine, sockets, cmd_rx));
-        Ok((MediaHandle { commands: cmd_tx, stats: stats_rx, local_rtp }, event_rx))
+        Ok((MediaHandle { commands: cmd_tx, stats: stats_rx, local_rtp, heard }, event_rx))
     }
 }
 
@@ -384,6 +421,8 @@ struct Engine {
     events: mpsc::UnboundedSender<MediaEvent>,
     stats_tx: watch::Sender<CallStats>,
     epoch: Instant,
+    /// When the peer was last heard (shared with the handle).
+    heard: Arc<Heard>,
 
     // Sending.
     ssrc: u32,
@@ -513,6 +552,7 @@ impl Engine {
             next_stats: now + config.stats_interval,
             socket_error_reported: false,
             epoch: now,
+            heard: Arc::new(Heard::new(now)),
             config,
             codec,
             source,
@@ -618,6 +658,7 @@ impl Engine {
             self.emit(MediaEvent::Latched(from));
         }
         self.latched = true;
+        self.heard.mark(now);
         if self.remote_ssrc != Some(h.ssrc) {
             if self.remote_ssrc.is_some() {
                 // The peer restarted its stream (a transfer, a new device): start afresh.
@@ -645,6 +686,7 @@ impl Engine {
             self.remote_rtcp = from;
         }
         self.rtcp_latched = true;
+        self.heard.mark(now);
         let arrival_ntp = rtp::ntp_timestamp(SystemTime::now());
         for packet in packets {
             let blocks = match packet {
@@ -915,6 +957,19 @@ fn to_i16(x: f32) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peer_heard_last_is_kept_to_the_millisecond() {
+        let epoch = Instant::now();
+        let heard = Heard::new(epoch);
+        assert_eq!(heard.last(), None);
+        heard.mark(epoch);
+        assert_eq!(heard.last(), Some(epoch));
+        heard.mark(epoch + Duration::from_millis(2500));
+        // An older packet handled late never moves it back.
+        heard.mark(epoch + Duration::from_millis(100));
+        assert_eq!(heard.last(), Some(epoch + Duration::from_millis(2500)));
+    }
 
     #[test]
     fn directions_from_sdp() {

@@ -94,6 +94,9 @@ pub struct SipAccount {
     /// trusted beside the system's roots (for a PBX with its own certificate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// An answered call that is not on hold is hung up when no RTP or RTCP
+    /// has come for this many seconds (its BYE was lost); 0: never.
+    pub media_timeout_secs: u64,
 }
 
 impl Default for SipAccount {
@@ -105,6 +108,7 @@ impl Default for SipAccount {
             display_name: String::new(),
             transport: SipTransport::Udp,
             ca_file: None,
+            media_timeout_secs: 30,
         }
     }
 }

@@ -79,6 +79,11 @@ pub enum EndReason {
     Failed,
     /// Transferred to someone else.
     Transferred,
+    /// Hung up by the phone: no RTP or RTCP came from the other side for the
+    /// media timeout (its BYE was most likely lost).
+    MediaTimeout,
+    /// Our call was redirected (3xx) in a loop or more times than allowed.
+    TooManyRedirects,
 }
 
 /// What the softphone reports.

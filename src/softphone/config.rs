@@ -36,8 +36,28 @@ pub enum SetupError {
          it with `clinicdesk password set --kind sip --account {account}`"
     )]
     Keyring { account: String, reason: String },
+    #[error(
+        "[sip] media_timeout_secs = {secs} cannot be used: give 0 (never hang up a silent call) or {min} to {max} \
+         seconds (30 unless a PBX needs otherwise)"
+    )]
+    MediaTimeout { secs: u64, min: u64, max: u64 },
     #[error(transparent)]
     Ua(#[from] UaError),
+}
+
+/// The shortest media timeout taken: below it a peer that sends RTCP alone
+/// during silence (voice activity detection) would be hung up on.
+pub const MEDIA_TIMEOUT_MIN_SECS: u64 = 2;
+/// The longest: an hour.
+pub const MEDIA_TIMEOUT_MAX_SECS: u64 = 3600;
+
+/// The media timeout of `[sip] media_timeout_secs`: `None` for 0 (off).
+pub fn media_timeout(secs: u64) -> Result<Option<std::time::Duration>, SetupError> {
+    match secs {
+        0 => Ok(None),
+        MEDIA_TIMEOUT_MIN_SECS..=MEDIA_TIMEOUT_MAX_SECS => Ok(Some(std::time::Duration::from_secs(secs))),
+        _ => Err(SetupError::MediaTimeout { secs, min: MEDIA_TIMEOUT_MIN_SECS, max: MEDIA_TIMEOUT_MAX_SECS }),
+    }
 }
 
 /// The SIP transport of `[sip] transport`.
@@ -68,6 +88,7 @@ pub fn ua_config_with(
     }
     let sip = &settings.sip;
     let mut config = UaConfig {
+        media_timeout: media_timeout(sip.media_timeout_secs)?,
         transport: transport(sip.transport),
         tls_ca: sip.ca_file.clone(),
         country: settings.country,
@@ -144,5 +165,24 @@ mod tests {
         let account = config.account.unwrap();
         assert_eq!((account.server.as_str(), account.username.as_str()), ("pbx.clinic:5060", "101"));
         assert_eq!(account.password, "secret");
+    }
+
+    #[test]
+    fn the_media_timeout_is_checked_here_too() {
+        let mut s = settings(" ", "101");
+        assert_eq!(LocalSettings::default().sip.media_timeout_secs, 30);
+        let config = ua_config_with(&s, WithoutServer::Direct, no_keyring).unwrap();
+        assert_eq!(config.media_timeout, Some(std::time::Duration::from_secs(30)));
+        s.sip.media_timeout_secs = 0;
+        assert_eq!(ua_config_with(&s, WithoutServer::Direct, no_keyring).unwrap().media_timeout, None);
+        s.sip.media_timeout_secs = 3;
+        let three = ua_config_with(&s, WithoutServer::Direct, no_keyring).unwrap().media_timeout;
+        assert_eq!(three, Some(std::time::Duration::from_secs(3)));
+        for bad in [1, 3601] {
+            s.sip.media_timeout_secs = bad;
+            let err = ua_config_with(&s, WithoutServer::Direct, no_keyring).unwrap_err();
+            assert!(matches!(err, SetupError::MediaTimeout { secs, .. } if secs == bad), "{err}");
+            assert!(err.to_string().contains("media_timeout_secs"), "{err}");
+        }
     }
 }

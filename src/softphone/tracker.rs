@@ -188,7 +188,7 @@ fn finished(call: CallView, reason: EndReason, operator: Option<&str>) -> Finish
     let result = match (call.answered_at, reason) {
         (Some(_), _) => CallResult::Answered,
         (None, EndReason::Busy) => CallResult::Busy,
-        (None, EndReason::Failed) => CallResult::Failed,
+        (None, EndReason::Failed | EndReason::TooManyRedirects) => CallResult::Failed,
         (None, _) => CallResult::Missed,
     };
     FinishedCall {

@@ -41,6 +41,9 @@ phone-no-server = No SIP server is set: enter the PBX in Settings → SIP accoun
 phone-no-user = No SIP user name is set: enter the extension in Settings → SIP account (it applies at the next start).
 phone-no-password = No SIP password for { $account } in the keyring: enter it in Settings → SIP account (it applies at the next start).
 phone-cannot-start = The softphone cannot start: { $reason }
+phone-ended-media-timeout = The call was hung up: no sound came from the other side for too long (the connection was lost, or the other side hung up without it reaching us).
+phone-ended-redirects = The call could not be put through: the number was redirected in a loop or too many times. Call another number or ask the PBX administrator.
+phone-bad-media-timeout = The media timeout in settings.toml ([sip] media_timeout_secs = { $secs }) cannot be used: give 0 (never hang up a silent call) or { $min } to { $max } seconds.
 help-dial = Type a number to call
 help-answer = Answer the ringing call
 help-hang-up = Hang up (or decline a ringing call)

@@ -18,6 +18,7 @@ setting-sip-user = User (extension)
 setting-sip-auth-user = Authentication user
 setting-sip-display-name = Display name
 setting-sip-transport = Transport
+setting-sip-media-timeout = Hang up a call silent for (0: never)
 setting-sip-password = Password
 setting-sip-password-hint = The password is kept in the system keyring, never in the settings file.
 settings-not-saved = The settings file has an error (see the message); changes apply now but are not saved until it is fixed.

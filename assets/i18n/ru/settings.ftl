@@ -18,6 +18,7 @@ setting-sip-user = Пользователь (внутренний номер)
 setting-sip-auth-user = Пользователь для авторизации
 setting-sip-display-name = Отображаемое имя
 setting-sip-transport = Транспорт
+setting-sip-media-timeout = Завершать звонок без звука через (0: никогда)
 setting-sip-password = Пароль
 setting-sip-password-hint = Пароль хранится в системной связке ключей, а не в файле настроек.
 settings-not-saved = В файле настроек ошибка (см. сообщение): изменения действуют сразу, но не сохраняются, пока она не исправлена.

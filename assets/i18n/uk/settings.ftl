@@ -18,6 +18,7 @@ setting-sip-user = Користувач (внутрішній номер)
 setting-sip-auth-user = Користувач для автентифікації
 setting-sip-display-name = Ім'я для показу
 setting-sip-transport = Транспорт
+setting-sip-media-timeout = Завершувати дзвінок без звуку через (0: ніколи)
 setting-sip-password = Пароль
 setting-sip-password-hint = Пароль зберігається в системній в'язці ключів, а не у файлі налаштувань.
 settings-not-saved = У файлі налаштувань помилка (див. повідомлення): зміни діють одразу, але не зберігаються, доки її не виправлено.

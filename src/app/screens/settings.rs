@@ -183,6 +183,9 @@ impl SettingsScreen {
                     }
                     ui.end_row();
                 }
+                let label = ui.label(env.tr("setting-sip-media-timeout"));
+                dirty |= media_timeout_ui(ui, &mut s.sip.media_timeout_secs).labelled_by(label.id).changed();
+                ui.end_row();
                 let label = ui.label(env.tr("setting-sip-password"));
                 ui.horizontal(|ui| {
                     ui.add(egui::TextEdit::singleline(&mut self.password).password(true)).labelled_by(label.id);
@@ -315,4 +318,17 @@ fn device_ui(ui: &mut egui::Ui, env: &Env<'_>, key: &str, value: &mut Option<Str
         .labelled_by(label.id);
     ui.end_row();
     changed
+}
+
+/// The media timeout's field: 0 (never) or a number of seconds the phone
+/// takes (below the shortest it jumps to 0 or to the shortest, by the
+/// direction it moved), so what is saved always starts the phone.
+fn media_timeout_ui(ui: &mut egui::Ui, secs: &mut u64) -> egui::Response {
+    use crate::softphone::config::{MEDIA_TIMEOUT_MAX_SECS, MEDIA_TIMEOUT_MIN_SECS};
+    let before = *secs;
+    let response = ui.add(egui::DragValue::new(secs).range(0..=MEDIA_TIMEOUT_MAX_SECS).suffix(" s"));
+    if (1..MEDIA_TIMEOUT_MIN_SECS).contains(secs) {
+        *secs = if before == 0 { MEDIA_TIMEOUT_MIN_SECS } else { 0 };
+    }
+    response
 }

@@ -89,6 +89,14 @@ pub(super) struct Call {
     pub(super) ringback: Option<(TonePlayer, Box<dyn AudioSource>)>,
     /// The ring timeout and auto-answer of an incoming call, cancelled once it stops ringing.
     pub(super) ring_timers: Vec<u64>,
+    /// The media as last negotiated is sendrecv (neither side holds).
+    pub(super) media_sendrecv: bool,
+    /// When the media timeout's clock last started (see `media_timeout.rs`).
+    pub(super) media_watched_since: Instant,
+    /// The timer of the next media check.
+    pub(super) media_check: Option<u64>,
+    /// The targets of an outgoing call that was redirected (3xx).
+    pub(super) redirects: Option<super::redirect::Redirects>,
 }
 
 impl Call {
@@ -125,6 +133,10 @@ impl Call {
             transferred_away: false,
             ringback: None,
             ring_timers: Vec::new(),
+            media_sendrecv: false,
+            media_watched_since: Instant::now(),
+            media_check: None,
+            redirects: None,
         }
     }
 

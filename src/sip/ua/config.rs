@@ -71,6 +71,9 @@ pub enum WhenInCall {
     Busy,
 }
 
+/// The media timeout unless the settings say otherwise, seconds.
+pub const DEFAULT_MEDIA_TIMEOUT_SECS: u64 = 30;
+
 /// Everything the user agent needs to run.
 #[derive(Debug, Clone)]
 pub struct UaConfig {
@@ -104,6 +107,9 @@ pub struct UaConfig {
     pub keepalive: Duration,
     /// An incoming call nobody answers is declined (480) after this long.
     pub ring_timeout: Duration,
+    /// An answered call that is not on hold (either way) and receives no RTP
+    /// or RTCP for this long is hung up (its BYE was lost); `None`: never.
+    pub media_timeout: Option<Duration>,
     /// The user part of our address when there is no account.
     pub local_user: String,
     /// Without an account: where dialled numbers go (`number@this address`),
@@ -136,6 +142,7 @@ impl Default for UaConfig {
             register_retry: RetryPlan::default().first,
             keepalive: Duration::from_secs(25),
             ring_timeout: Duration::from_secs(180),
+            media_timeout: Some(Duration::from_secs(DEFAULT_MEDIA_TIMEOUT_SECS)),
             local_user: "clinicdesk".to_owned(),
             direct_peer: None,
             timings: false,

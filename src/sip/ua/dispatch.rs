@@ -73,7 +73,12 @@ impl Ua {
                         let outcome = r.reg.failed(failure, reason, None);
                         self.on_register_outcome(outcome).await;
                     }
-                    Some(Pending::Invite { call_id, .. }) => self.on_invite_failed(&call_id, failure).await,
+                    Some(Pending::Invite { call_id, sent }) => {
+                        // A redirected call whose target is silent or unreachable goes on at the next.
+                        if !self.try_next_target(&call_id, &sent, failure).await {
+                            self.on_invite_failed(&call_id, failure).await;
+                        }
+                    }
                     Some(Pending::ReInvite { call_id, .. }) => {
                         tracing::warn!(call_id, "re-INVITE not answered: ending the call");
                         self.hangup(&call_id).await;

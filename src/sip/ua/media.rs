@@ -31,6 +31,9 @@ impl Ua {
     /// Starts the call's media for what SDP agreed, or steers the running one.
     pub(super) async fn apply_media(&mut self, call_id: &str, neg: &NegotiatedAudio, remote: &SessionDescription) {
         let Some(call) = self.calls.get_mut(call_id) else { return };
+        call.media_sendrecv = neg.direction == Direction::SendRecv;
+        self.watch_media(call_id);
+        let Some(call) = self.calls.get_mut(call_id) else { return };
         let codec_changed = call.codec_in_use.as_ref().is_some_and(|c| !same_format(c, &neg.codec));
         call.codec_in_use = Some(neg.codec.clone());
         if let Some(media) = &call.media {
@@ -114,7 +117,8 @@ impl Ua {
             return;
         }
         call.end_reported = true;
-        let ring_timers = std::mem::take(&mut call.ring_timers);
+        let mut ring_timers = std::mem::take(&mut call.ring_timers);
+        ring_timers.extend(call.media_check.take());
         let media = call.media.take();
         let ringback = call.ringback.take();
         call.rtp = None;

@@ -15,7 +15,8 @@
 //! media event or a timer. Nothing is shared and nothing locks. The flows
 //! are methods of `Ua`, a file each: `incoming.rs`, `outgoing.rs`,
 //! `in_dialog.rs` (re-INVITE, UPDATE, BYE, hold), `transfer.rs` (REFER),
-//! `media.rs` (a call's sound), `register.rs`, and `dispatch.rs` (what
+//! `media.rs` (a call's sound), `media_timeout.rs` (hanging up a call whose
+//! peer went silent), `redirect.rs` (3xx targets), `register.rs`, and `dispatch.rs` (what
 //! reaches the task, handed to its flow); `call.rs` is what one call
 //! remembers, `config.rs` what the user agent is given. The REGISTER state
 //! machine is [`crate::sip::registration`], dialogs [`crate::sip::dialog`].
@@ -49,11 +50,13 @@ mod dispatch;
 mod in_dialog;
 mod incoming;
 mod media;
+mod media_timeout;
 mod outgoing;
+mod redirect;
 mod register;
 mod transfer;
 
-pub use config::{AccountConfig, AudioChoice, CardLookup, UaConfig, WhenInCall};
+pub use config::{AccountConfig, AudioChoice, CardLookup, DEFAULT_MEDIA_TIMEOUT_SECS, UaConfig, WhenInCall};
 
 /// The methods this user agent handles (sent in Allow; others get 405/501).
 pub(super) const ALLOW: &[Method] = &[
@@ -320,11 +323,26 @@ pub(super) enum Pending {
 /// Things that happen at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Timer {
-    Register { generation: u64 },
-    AutoAnswer { call_id: String },
-    RingTimeout { call_id: String },
-    ReInviteRetry { call_id: String, hold: bool },
-    CancelGiveUp { call_id: String },
+    Register {
+        generation: u64,
+    },
+    AutoAnswer {
+        call_id: String,
+    },
+    RingTimeout {
+        call_id: String,
+    },
+    ReInviteRetry {
+        call_id: String,
+        hold: bool,
+    },
+    CancelGiveUp {
+        call_id: String,
+    },
+    /// Whether the peer of an answered call still sends media (`media_timeout.rs`).
+    MediaCheck {
+        call_id: String,
+    },
     Sweep,
 }
 
@@ -631,6 +649,7 @@ impl Ua {
                         self.calls.remove(&call_id);
                     }
                 }
+                Timer::MediaCheck { call_id } => self.check_media(&call_id).await,
                 Timer::Sweep => {
                     self.sweep();
                     self.release_memory_when_idle().await;

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use tokio::time::Instant;
 
 use super::call::*;
+use super::redirect::Redirects;
 use super::{Pending, Ua, put_top_via};
 use crate::crm::caller_number;
 use crate::sip::dialog::Dialog;
@@ -232,7 +233,88 @@ impl Ua {
                     None => self.on_invite_failed(&call_id, status).await,
                 }
             }
-            _ => self.on_invite_failed(&call_id, status).await,
+            300..=399 => self.on_redirect(&call_id, &sent, &resp).await,
+            _ => {
+                if !self.try_next_target(&call_id, &sent, status).await {
+                    self.on_invite_failed(&call_id, status).await;
+                }
+            }
+        }
+    }
+
+    /// A 3xx: the call goes on at the redirect's best Contact not tried yet;
+    /// a loop or too many redirects end it.
+    async fn on_redirect(&mut self, call_id: &str, sent: &Request, resp: &Response) {
+        let Some(call) = self.calls.get_mut(call_id) else { return };
+        if call.state != CallState::Calling {
+            self.on_invite_failed(call_id, resp.status).await;
+            return;
+        }
+        let contacts = match resp.headers.contacts() {
+            Ok(crate::sip::headers::Contacts::Addresses(a)) => a,
+            Ok(crate::sip::headers::Contacts::Wildcard) | Err(_) => Vec::new(),
+        };
+        let redirects = call.redirects.get_or_insert_with(|| Redirects::new(&sent.uri));
+        match redirects.on_redirect(&contacts) {
+            Ok(target) => {
+                tracing::info!(call_id, status = resp.status, %target, "redirected: calling the new target");
+                self.call_target(call_id, sent, target).await;
+            }
+            Err(stop) => {
+                let followed = redirects.followed();
+                tracing::warn!(call_id, status = resp.status, ?stop, followed, "the redirect is not followed");
+                self.report_referred(call_id, resp.status, &resp.reason).await;
+                self.finish_call(call_id, EndReason::TooManyRedirects).await;
+            }
+        }
+    }
+
+    /// A redirected call failed at its target with `status`: the next target
+    /// of its redirects is called, if there is one (not after a 6xx, which
+    /// speaks for every target). Whether it was.
+    pub(super) async fn try_next_target(&mut self, call_id: &str, sent: &Request, status: u16) -> bool {
+        let Some(call) = self.calls.get_mut(call_id) else { return false };
+        if call.state != CallState::Calling || status >= 600 {
+            return false;
+        }
+        let Some(target) = call.redirects.as_mut().and_then(|r| r.next()) else { return false };
+        tracing::info!(call_id, status, %target, "the redirected call failed: calling the next target");
+        self.call_target(call_id, sent, target).await;
+        true
+    }
+
+    /// Sends the call's INVITE again, to `target` (a redirect's Contact):
+    /// the same Call-ID, From, To and offer, a new CSeq and branch, without
+    /// the credentials of the old target.
+    async fn call_target(&mut self, call_id: &str, sent: &Request, target: Uri) {
+        let peer = match self.peer_for(&target, true).await {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::warn!(call_id, %target, reason = why, "the redirect's target cannot be reached");
+                self.finish_call(call_id, EndReason::Failed).await;
+                return;
+            }
+        };
+        let mut again = sent.clone();
+        again.uri = target;
+        again.headers.remove(&HeaderName::Authorization);
+        again.headers.remove(&HeaderName::ProxyAuthorization);
+        let seq = sent.headers.cseq().map(|c| c.seq).unwrap_or(1).wrapping_add(1);
+        again.headers.set(HeaderName::CSeq, format!("{seq} INVITE"));
+        again.headers.remove(&HeaderName::Contact);
+        again.headers.push_typed(HeaderName::Contact, &self.contact(&peer));
+        put_top_via(&mut again, &self.via(&peer));
+        let fresh = self.credentials();
+        if let Some(call) = self.calls.get_mut(call_id) {
+            call.invite = again.clone();
+            call.peer = peer.clone();
+            call.provisional = false;
+            call.auth = fresh;
+            call.auth_rounds = 0;
+        }
+        let pending = |sent: &Request| Pending::Invite { call_id: call_id.to_owned(), sent: sent.clone() };
+        if self.send(again, &peer, pending).await.is_none() {
+            self.finish_call(call_id, EndReason::Failed).await;
         }
     }
 
@@ -308,6 +390,8 @@ impl Ua {
             }
             let _ = source.finish();
         }
+        // Media from early media (183) goes on: its watch starts with the answer.
+        self.watch_media(call_id);
         self.emit(PhoneEvent::Answered { call_id: call_id.to_owned() });
     }
 

@@ -22,6 +22,7 @@ mod load;
 mod peers;
 mod registrar;
 mod situations;
+mod timeouts;
 
 pub(crate) use peers::{Baresip, Kamailio, kamailio_phone, write_tone};
 
