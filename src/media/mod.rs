@@ -54,6 +54,7 @@ pub mod jitter;
 pub mod resample;
 pub mod rtp;
 pub mod session;
+pub mod stats;
 pub mod wav;
 
 use std::net::SocketAddr;
@@ -65,9 +66,8 @@ pub use audio::{
 };
 pub use codec::{Codec, CodecKind, MediaClock};
 pub use device::{DeviceError, DeviceSink, DeviceSource, list_devices, open_devices};
-pub use session::{
-    CallStats, Direction, MediaConfig, MediaEvent, MediaHandle, MediaSession, Quality, RtpSockets, bind_rtp,
-};
+pub use session::{Direction, MediaConfig, MediaEvent, MediaHandle, MediaSession, RtpSockets, bind_rtp};
+pub use stats::{CallStats, Quality};
 pub use wav::{WavSink, WavSource};
 
 /// Everything that can stop a call's media from starting or finishing cleanly.
