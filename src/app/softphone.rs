@@ -2,7 +2,7 @@
 //! number field with its dial pad, and every call in progress with its
 //! buttons (answer, reject, hang up, hold, mute, transfer, DTMF keypad) and
 //! its quality. The caller's card opens in a window of its own
-//! ([`super::calls`]); this panel is what the operator's hands use.
+//! ([`super::caller_card`]); this panel is what the operator's hands use.
 
 use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
