@@ -10,7 +10,8 @@ use super::forms::Editor;
 use super::message::Message;
 use super::services::{Command, Services};
 use crate::crm::*;
-use crate::sip::phone::{EndReason, PhoneCommand, PhoneEvent, PhoneLink};
+use crate::settings::UnavailableAnswer;
+use crate::sip::phone::{Availability, EndReason, PhoneCommand, PhoneEvent, PhoneLink};
 use crate::softphone::config::SetupError;
 use crate::softphone::run::PhoneStatus;
 use crate::softphone::tracker::{CallTracker, Followed};
@@ -89,6 +90,17 @@ impl Calls {
             let ctx = ctx.clone();
             link.wake(move || ctx.request_repaint());
         }
+    }
+
+    /// Whether the phone rings, from the operator's status and the setting
+    /// for what callers hear meanwhile (busy, or do not disturb).
+    pub fn follow_status(&mut self, status: OperatorStatus, answer: UnavailableAnswer) {
+        let availability = match (status.declines_calls(), answer) {
+            (false, _) => Availability::Available,
+            (true, UnavailableAnswer::Busy) => Availability::Busy,
+            (true, UnavailableAnswer::DoNotDisturb) => Availability::DoNotDisturb,
+        };
+        self.send(PhoneCommand::SetAvailability(availability));
     }
 
     pub fn send(&mut self, command: PhoneCommand) {

@@ -153,7 +153,20 @@ impl ClinicApp {
                 Event::MissedCalls(rows) => self.missed.set_rows(rows),
                 Event::Team(members) => {
                     if let Some(me) = self.user.as_ref().and_then(|u| members.iter().find(|m| m.user_id == u.id)) {
-                        self.my_status = me.status.unwrap_or(OperatorStatus::Free);
+                        let stored = me.status.unwrap_or(OperatorStatus::Free);
+                        match self.my_status_pending {
+                            // Read before the operator's own choice was saved: keep the choice.
+                            Some(picked) if picked != stored => {}
+                            _ => {
+                                self.my_status_pending = None;
+                                if stored != self.my_status {
+                                    // Set before this start, or at another desk: the phone follows it
+                                    // as it follows a choice made here (a break means no ringing).
+                                    self.my_status = stored;
+                                    self.phone.follow_status(self.my_status, self.settings.when_unavailable);
+                                }
+                            }
+                        }
                     }
                     self.team.set_members(members);
                 }

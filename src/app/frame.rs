@@ -10,8 +10,6 @@ use super::actions::{Action, allowed, apply_settings_change};
 use super::services::Command;
 use super::{ClinicApp, Env, Screen, caller_card, calls, forms, help, widgets};
 use crate::crm::now_millis;
-use crate::settings::UnavailableAnswer;
-use crate::sip::phone::{Availability, PhoneCommand};
 
 /// The [`Env`] of a frame, built from the app's fields one by one so the
 /// screens (other fields) can be borrowed mutably beside it.
@@ -93,15 +91,11 @@ impl ClinicApp {
         });
         if status != self.my_status {
             self.my_status = status;
+            self.my_status_pending = Some(status);
             if let Some(user) = &self.user {
                 services.command(Command::SetOperatorStatus { user_id: user.id.clone(), status });
             }
-            let availability = match (status.declines_calls(), self.settings.when_unavailable) {
-                (false, _) => Availability::Available,
-                (true, UnavailableAnswer::Busy) => Availability::Busy,
-                (true, UnavailableAnswer::DoNotDisturb) => Availability::DoNotDisturb,
-            };
-            self.phone.send(PhoneCommand::SetAvailability(availability));
+            self.phone.follow_status(status, self.settings.when_unavailable);
         }
         if !matches!(self.phone.mode, calls::PhoneMode::Off) {
             egui::Panel::right("softphone").resizable(false).default_size(250.0).show(ui, |ui| {

@@ -163,6 +163,9 @@ pub struct ClinicApp {
     audit: screens::audit::AuditScreen,
     /// What this operator is doing now.
     my_status: OperatorStatus,
+    /// A status the operator picked that the stored one has not caught up
+    /// with yet: an older answer about the team must not undo it.
+    my_status_pending: Option<OperatorStatus>,
     phone: calls::Calls,
     softphone: softphone::Softphone,
     inquiries: screens::inquiries::InquiriesScreen,
@@ -224,6 +227,7 @@ impl ClinicApp {
             team: Default::default(),
             audit: Default::default(),
             my_status: OperatorStatus::Free,
+            my_status_pending: None,
             phone: {
                 let mut phone = calls::Calls::default();
                 phone.mode = startup.phone_mode;
