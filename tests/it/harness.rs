@@ -78,6 +78,21 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Whether some process on this machine has bound `port` (UDP or TCP, v4
+/// or v6), read from the kernel's socket tables: a peer started on that port
+/// is listening once this holds, however long its start took.
+pub fn port_bound(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    ["/proc/net/udp", "/proc/net/tcp", "/proc/net/udp6", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|text| {
+            // Each row: "sl local_address rem_address st ...", the local port in hex.
+            text.lines()
+                .skip(1)
+                .any(|row| row.split_whitespace().nth(1).is_some_and(|local| format!("{local} ").contains(&needle)))
+        })
+    })
+}
+
 /// An X server of our own on a free display number.
 pub struct Display {
     pub name: String,

@@ -19,7 +19,7 @@ use clinicdesk::sip::phone::{self, PhoneCommand};
 
 use super::gui::{app_on, app_with_phone, harness, has_text, settle};
 use super::harness::{Display, Peer, binary, demo_profile, require, wait_for};
-use super::sip::{free_port, scenario, sipp};
+use super::sip::{scenario, sipp_waiting};
 
 fn linux_asset(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/linux").join(name)
@@ -203,9 +203,7 @@ fn invites_for(dir: &Path, port: u16, number: &str) -> usize {
 fn a_link_clicked_goes_to_the_open_window_which_calls_it() {
     let display = Display::start();
     let sipp_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let pbx = sipp(sipp_dir.path(), port, &["-sf", &scenario("registrar_then_callee.xml"), "-m", "20"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let (port, pbx) = sipp_waiting(sipp_dir.path(), &["-sf", &scenario("registrar_then_callee.xml"), "-m", "20"]);
     let profile = demo_profile(100, 200);
     std::fs::write(
         profile.path().join("settings.toml"),
@@ -240,8 +238,10 @@ fn a_link_clicked_goes_to_the_open_window_which_calls_it() {
         assert!(window.is_running(), "the window exited:\n{}", shown(&log));
         invites_for(sipp_dir.path(), port, "+74951234567") >= 1
     });
-    assert!(shown(&log).contains("calling a number handed over to the window"), "{}", shown(&log));
-    assert!(shown(&log).contains("replacing the socket of a window that is gone"), "{}", shown(&log));
+    // The window's log is read by a thread of its own: wait for the lines, they may trail the INVITE.
+    for line in ["calling a number handed over to the window", "replacing the socket of a window that is gone"] {
+        wait_for(&format!("{line:?} in the window's log"), Duration::from_secs(15), || shown(&log).contains(line));
+    }
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the socket is the operator's alone");
 

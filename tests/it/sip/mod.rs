@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use serde_json::Value;
 
-use super::harness::{binary, require};
+use super::harness::{binary, port_bound, require, wait_for};
 
 mod basics;
 mod kamailio;
@@ -283,11 +283,11 @@ pub(crate) fn sipp(dir: &Path, port: u16, args: &[&str]) -> Program {
 }
 
 /// A sipp that waits for the phone (its call or REGISTER; the scenario in `args`), on a port of its
-/// own, given time to listen before it is dialled.
-fn sipp_waiting(dir: &Path, args: &[&str]) -> (u16, Program) {
+/// own, listening before it is dialled.
+pub(crate) fn sipp_waiting(dir: &Path, args: &[&str]) -> (u16, Program) {
     let port = free_port();
     let run = sipp(dir, port, args);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for(&format!("sipp listening on port {port}"), Duration::from_secs(30), || port_bound(port));
     (port, run)
 }
 
